@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+export PORT
+
+.PHONY: run test lint format migrate clean
+
+# Runtime packages only: what the Dockerfile installs too.
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## make run: migrate the database and serve on 127.0.0.1:$(PORT) with gunicorn.
+run: $(VENV)/.runtime
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi market keys
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## make test: formatting, lint and the whole test suite.
+test: $(VENV)/.dev lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(VENV)/.runtime
+	$(BIN)/flask --app wsgi db upgrade
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""KooGallery merchant server: the application factory."""
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask
+
+from config import DEVELOPMENT, INSTANCE_DIR, PRODUCTION, Config
+
+
+def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Create and configure the app: config, extensions, blueprints, error handlers, CLI."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(Config(environ))
+    if overrides:
+        app.config.update(overrides)
+    configure_logging()
+
+    from app.devkeys import apply_development_keys, check_production_config
+
+    if app.config["KOOGALLERY_ENV"] == PRODUCTION:
+        check_production_config(app.config)
+    elif app.config["KOOGALLERY_ENV"] == DEVELOPMENT and not app.testing:
+        filled = apply_development_keys(app.config, app.instance_path)
+        # `flask market keys` prints these, and only these: the rest came from the environment.
+        app.config["KOOGALLERY_DEVELOPMENT_KEYS"] = filled
+        if filled:
+            app.logger.info("development keys loaded for %s", ", ".join(filled))
+
+    from app.extensions import db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+
+    from app import health
+
+    app.register_blueprint(health.bp)
+
+    from app.calllog import record_call
+    from app.errors import register_error_handlers
+
+    app.after_request(record_call)
+    register_error_handlers(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def configure_logging() -> None:
+    """Log to stderr in one format; gunicorn collects it."""
+    # A no-op when logging is already configured (pytest, or a merchant's own setup).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

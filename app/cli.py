@@ -1,0 +1,107 @@
+"""`flask --app wsgi market …`: commands for the merchant's operator."""
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import or_, select
+
+from app.devkeys import DEVELOPMENT_KEYS_FILE
+from app.extensions import db
+from app.models import CallLog
+from app.security import load_private_key, public_key_base64
+from config import DEVELOPMENT, KEY_SETTINGS
+
+market = AppGroup("market", help="Operate the KooGallery merchant server.")
+
+CALL_COLUMNS = (
+    ("time (UTC)", 19),
+    ("family", 7),
+    ("protocol", 8),
+    ("activity", 20),
+    ("result", 6),
+    ("reason", 20),
+    ("instance / order", 36),
+    ("ms", 5),
+)
+
+# What each key is for, in the seller console's words (spec README, "Keys").
+KEY_PURPOSES = {
+    "KOOGALLERY_BASIC_KEY": "基础接口 key, also the V1 Key值",
+    "KOOGALLERY_KIT_KEY": "联营SaaS同步接口 key",
+    "KOOGALLERY_LICENSE_KEY": "License授权码交付接口 key",
+    "KOOGALLERY_GENERAL_KEY": "通用接口 key (orderNotify)",
+}
+
+
+@market.command("calls")
+@click.option("--failed", is_flag=True, help="Only calls not answered 000000.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+def calls_command(failed: bool, limit: int) -> None:
+    """Print the latest marketplace calls, newest first."""
+    query = select(CallLog).order_by(CallLog.id.desc()).limit(limit)
+    if failed:
+        query = query.where(or_(CallLog.result_code.is_(None), CallLog.result_code != "000000"))
+    rows = db.session.scalars(query).all()
+    if not rows:
+        click.echo("No calls recorded." if not failed else "No failed calls recorded.")
+        return
+    click.echo(_table_row(name for name, _ in CALL_COLUMNS))
+    click.echo(_table_row("-" * width for _, width in CALL_COLUMNS))
+    for row in rows:
+        click.echo(
+            _table_row(
+                (
+                    row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    row.family,
+                    row.protocol,
+                    row.activity or "-",
+                    row.result_code or "-",
+                    row.reason or ("ok" if row.verified else "-"),
+                    row.instance_id or row.order_id or "-",
+                    str(row.duration_ms),
+                )
+            )
+        )
+
+
+def _table_row(cells) -> str:
+    parts = []
+    for cell, (_, width) in zip(cells, CALL_COLUMNS, strict=True):
+        text = str(cell)
+        parts.append(text if len(text) <= width else text[: width - 1] + "…")
+    return "  ".join(
+        part.ljust(width) for part, (_, width) in zip(parts, CALL_COLUMNS, strict=True)
+    )
+
+
+@market.command("keys")
+def keys_command() -> None:
+    """Print the development keys and how to use them."""
+    config = current_app.config
+    if config["KOOGALLERY_ENV"] != DEVELOPMENT:
+        raise click.ClickException("keys are only printed in development")
+    generated = config.get("KOOGALLERY_DEVELOPMENT_KEYS", [])
+    saved_path = Path(current_app.instance_path) / DEVELOPMENT_KEYS_FILE
+
+    click.echo(f"Development keys (saved in {saved_path}; for local testing only):\n")
+    for name in KEY_SETTINGS:
+        value = ",".join(config[name]) if name in generated else "<set in the environment>"
+        click.echo(f"  {name}={value}    # {KEY_PURPOSES[name]}")
+    click.echo(
+        "\nPaste these lines into .env to keep them, or bind them to a test product in the "
+        "seller console (应用工具 › 密钥管理)."
+    )
+    rsa_key = config.get("KOOGALLERY_RSA_PRIVATE_KEY")
+    if rsa_key:
+        click.echo(
+            "\nRSA public key for the app credential (应用凭证), Base64 without PEM lines:\n  "
+            + public_key_base64(load_private_key(rsa_key))
+        )
+    click.echo("\nTry it:  curl -s http://127.0.0.1:5000/healthz")
+
+
+def register_cli(app: Flask) -> None:
+    """Add the `market` command group to the app."""
+    app.cli.add_command(market)

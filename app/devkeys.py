@@ -1,0 +1,73 @@
+"""Development keys: generated once, saved under instance/, never used in production.
+
+`make run` on a fresh clone must work without any configuration, so in development every key that
+is not set in the environment is generated on first start and kept in
+instance/development-keys.json (mode 0600). Production refuses to start without real keys.
+"""
+
+import json
+import os
+import secrets
+import uuid
+from pathlib import Path
+
+from app.security import generate_private_key, private_key_pem
+from config import KEY_SETTINGS, ConfigError, parse_key_ring
+
+DEVELOPMENT_KEYS_FILE = "development-keys.json"
+GENERATED_SETTINGS = ("SECRET_KEY", *KEY_SETTINGS, "KOOGALLERY_RSA_PRIVATE_KEY")
+# Without these, production has nothing to verify the marketplace's calls with.
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "KOOGALLERY_BASIC_KEY")
+
+
+def generate_development_keys() -> dict[str, str]:
+    """Return a fresh set of keys shaped like the ones the seller console hands out."""
+    keys = {"SECRET_KEY": secrets.token_hex(32)}
+    for setting in KEY_SETTINGS:
+        # Keys seen in the wild are UUID-shaped ASCII strings.
+        keys[setting] = str(uuid.uuid4())
+    keys["KOOGALLERY_RSA_PRIVATE_KEY"] = private_key_pem(generate_private_key(3072))
+    return keys
+
+
+def load_development_keys(instance_path: str | Path) -> dict[str, str]:
+    """Return the saved development keys, creating the file on first use."""
+    path = Path(instance_path) / DEVELOPMENT_KEYS_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(generate_development_keys(), file, indent=2)
+        try:
+            # link() fails if the file exists: when several workers start at once, one set wins.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return json.loads(path.read_text())
+
+
+def apply_development_keys(config: dict, instance_path: str | Path) -> list[str]:
+    """Fill every unset key from the development keys file; return the names filled."""
+    missing = [name for name in GENERATED_SETTINGS if not config.get(name)]
+    if not missing:
+        return []
+    saved = load_development_keys(instance_path)
+    for name in missing:
+        value = saved[name]
+        config[name] = parse_key_ring(value) if name in KEY_SETTINGS else value
+    return missing
+
+
+def check_production_config(config: dict) -> None:
+    """Refuse to start in production without the secrets a real deployment needs."""
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not config.get(name)]
+    if config.get("KOOGALLERY_KIT_KEY") and not config.get("KOOGALLERY_RSA_PRIVATE_KEY"):
+        # applicationSync sends the OAuth client secret encrypted with our RSA public key.
+        missing.append("KOOGALLERY_RSA_PRIVATE_KEY (needed with KOOGALLERY_KIT_KEY)")
+    if missing:
+        raise ConfigError(
+            "KOOGALLERY_ENV=production but these settings are missing: " + ", ".join(missing)
+        )

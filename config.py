@@ -1,0 +1,117 @@
+"""Settings read from the environment when the app is created.
+
+Every variable is documented in README.md and .env.example. Keys may hold several comma-separated
+values so that a key can be rotated without downtime: a request verifies if any of them matches.
+"""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+ENVIRONMENTS = (DEVELOPMENT, PRODUCTION)
+
+# One key per interface type, exactly as the seller console binds them (spec README, "Keys").
+KEY_SETTINGS = (
+    "KOOGALLERY_BASIC_KEY",
+    "KOOGALLERY_KIT_KEY",
+    "KOOGALLERY_LICENSE_KEY",
+    "KOOGALLERY_GENERAL_KEY",
+)
+
+DEFAULT_API_BASE = "https://mkt.myhuaweicloud.com"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is unusable; the app refuses to start."""
+
+
+def parse_key_ring(value: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """Return the keys of a comma-separated setting, in the order given."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(part.strip() for part in parts if part and part.strip())
+
+
+def database_url(value: str | None) -> str:
+    """Return the SQLAlchemy URL, defaulting to SQLite under instance/."""
+    if not value:
+        return f"sqlite:///{INSTANCE_DIR / 'koogallery.db'}"
+    # Hosting platforms hand out postgres:// URLs; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    return value
+
+
+def engine_options(url: str) -> dict:
+    """Return connection settings that keep a request inside the marketplace's 5 s budget."""
+    # hide_parameters keeps bound values (phone numbers, e-mail addresses) out of error messages.
+    options: dict = {"hide_parameters": True}
+    if url.startswith("sqlite"):
+        # Wait for a competing writer instead of failing at once with "database is locked".
+        options["connect_args"] = {"timeout": 3}
+    elif url.startswith("postgresql"):
+        options.update(pool_pre_ping=True, pool_timeout=3)
+        options["connect_args"] = {"connect_timeout": 3, "options": "-c statement_timeout=4000"}
+    return options
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return number
+
+
+class Config:
+    """Read every setting from an environment mapping (os.environ by default)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        environ = os.environ if environ is None else environ
+
+        self.KOOGALLERY_ENV = _choice(environ, "KOOGALLERY_ENV", ENVIRONMENTS, DEVELOPMENT)
+        self.SECRET_KEY = environ.get("SECRET_KEY") or None
+
+        self.SQLALCHEMY_DATABASE_URI = database_url(environ.get("DATABASE_URL"))
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.MAX_CONTENT_LENGTH = _integer(environ, "MAX_CONTENT_LENGTH", DEFAULT_MAX_BODY)
+
+        for name in KEY_SETTINGS:
+            setattr(self, name, parse_key_ring(environ.get(name)))
+        self.KOOGALLERY_AK = environ.get("KOOGALLERY_AK") or None
+        self.KOOGALLERY_SK = environ.get("KOOGALLERY_SK") or None
+        self.KOOGALLERY_API_BASE = environ.get("KOOGALLERY_API_BASE") or DEFAULT_API_BASE
+        self.KOOGALLERY_RSA_PRIVATE_KEY = environ.get("KOOGALLERY_RSA_PRIVATE_KEY") or None
+
+        # "1" = AES-256-CBC, "2" = AES-128-CBC (security.md §6). Credentials we send use our
+        # choice; inbound phone/e-mail use the bit length chosen when the product was published.
+        self.KOOGALLERY_ENCRYPT_TYPE = _choice(environ, "KOOGALLERY_ENCRYPT_TYPE", ("1", "2"), "1")
+        self.KOOGALLERY_INBOUND_ENCRYPT_TYPE = _choice(
+            environ, "KOOGALLERY_INBOUND_ENCRYPT_TYPE", ("1", "2"), "1"
+        )
+
+        self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(
+            environ, "KOOGALLERY_TIMESTAMP_TOLERANCE", 60
+        )
+        # V1 documents no freshness window and retries may reuse old timestamps: off unless set.
+        self.KOOGALLERY_V1_MAX_AGE = _integer(environ, "KOOGALLERY_V1_MAX_AGE", None)

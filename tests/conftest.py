@@ -1,0 +1,64 @@
+import os
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import delete, text
+
+from app import create_app
+from app.extensions import db
+from tests import probe
+from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
+
+TEST_SETTINGS = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "KOOGALLERY_BASIC_KEY": (BASIC_KEY,),
+    "KOOGALLERY_KIT_KEY": (KIT_KEY,),
+    "KOOGALLERY_LICENSE_KEY": (LICENSE_KEY,),
+    "KOOGALLERY_GENERAL_KEY": (GENERAL_KEY,),
+}
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """Use DATABASE_URL when CI points the suite at PostgreSQL, else a fresh SQLite file."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    app = create_app(TEST_SETTINGS, environ={"DATABASE_URL": database_url})
+    app.register_blueprint(probe.bp)
+    with app.app_context():
+        # Build the schema the way production does: through the migrations, from empty.
+        db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
+        upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def clean_database(app):
+    yield
+    with app.app_context():
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(delete(table))
+        db.session.commit()
+    probe.views_run.clear()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def marketplace(client):
+    return Marketplace(client)

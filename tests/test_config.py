@@ -1,0 +1,124 @@
+"""Configuration: development works with nothing set, production refuses to start without keys."""
+
+import json
+import stat
+
+import pytest
+
+import app as app_package
+from app import create_app
+from app.devkeys import DEVELOPMENT_KEYS_FILE
+from app.security import load_private_key
+from config import Config, ConfigError, database_url, parse_key_ring
+
+
+@pytest.fixture
+def instance_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_package, "INSTANCE_DIR", tmp_path)
+    return tmp_path
+
+
+def test_production_refuses_to_start_without_secret_key_and_basic_key(instance_dir, database_url):
+    with pytest.raises(ConfigError) as refused:
+        create_app(environ={"KOOGALLERY_ENV": "production", "DATABASE_URL": database_url})
+    assert "SECRET_KEY" in str(refused.value)
+    assert "KOOGALLERY_BASIC_KEY" in str(refused.value)
+    assert not (instance_dir / DEVELOPMENT_KEYS_FILE).exists()
+
+
+def test_production_refuses_a_kit_key_without_the_rsa_key(instance_dir, database_url):
+    environ = {
+        "KOOGALLERY_ENV": "production",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "s",
+        "KOOGALLERY_BASIC_KEY": "b",
+        "KOOGALLERY_KIT_KEY": "k",
+    }
+    with pytest.raises(ConfigError, match="KOOGALLERY_RSA_PRIVATE_KEY"):
+        create_app(environ=environ)
+
+
+def test_production_starts_with_its_keys_and_generates_nothing(instance_dir, database_url):
+    environ = {
+        "KOOGALLERY_ENV": "production",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "s",
+        "KOOGALLERY_BASIC_KEY": "b1,b2",
+    }
+    app = create_app(environ=environ)
+    assert app.config["KOOGALLERY_BASIC_KEY"] == ("b1", "b2")
+    assert app.config["KOOGALLERY_KIT_KEY"] == ()
+    assert not (instance_dir / DEVELOPMENT_KEYS_FILE).exists()
+    assert app.test_cli_runner().invoke(args=["market", "keys"]).exit_code != 0
+
+
+def test_development_generates_keys_once_and_keeps_them(instance_dir, database_url):
+    first = create_app(environ={"DATABASE_URL": database_url})
+    second = create_app(environ={"DATABASE_URL": database_url})
+    saved = instance_dir / DEVELOPMENT_KEYS_FILE
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    for name in ("SECRET_KEY", "KOOGALLERY_BASIC_KEY", "KOOGALLERY_KIT_KEY"):
+        assert first.config[name]
+        assert first.config[name] == second.config[name]
+    assert len(first.config["KOOGALLERY_BASIC_KEY"][0]) == 36  # UUID-shaped, like real keys
+    private_key = load_private_key(first.config["KOOGALLERY_RSA_PRIVATE_KEY"])
+    assert private_key.key_size == 3072
+    assert json.loads(saved.read_text())["SECRET_KEY"] == first.config["SECRET_KEY"]
+
+
+def test_development_keeps_keys_given_in_the_environment(instance_dir, database_url):
+    app = create_app(environ={"DATABASE_URL": database_url, "KOOGALLERY_BASIC_KEY": "mine"})
+    assert app.config["KOOGALLERY_BASIC_KEY"] == ("mine",)
+    output = app.test_cli_runner().invoke(args=["market", "keys"]).output
+    assert "KOOGALLERY_BASIC_KEY=<set in the environment>" in output
+    assert "mine" not in output
+    generated_kit_key = app.config["KOOGALLERY_KIT_KEY"][0]
+    assert f"KOOGALLERY_KIT_KEY={generated_kit_key}" in output
+    assert "RSA public key" in output
+
+
+def test_key_settings_are_comma_separated_rings():
+    assert parse_key_ring(" a , b,,c ") == ("a", "b", "c")
+    assert parse_key_ring("") == ()
+    assert parse_key_ring(None) == ()
+    assert Config({"KOOGALLERY_GENERAL_KEY": "g1,g2"}).KOOGALLERY_GENERAL_KEY == ("g1", "g2")
+
+
+def test_defaults():
+    config = Config({})
+    assert config.KOOGALLERY_ENV == "development"
+    assert config.KOOGALLERY_ENCRYPT_TYPE == "1"
+    assert config.KOOGALLERY_INBOUND_ENCRYPT_TYPE == "1"
+    assert config.KOOGALLERY_TIMESTAMP_TOLERANCE == 60
+    assert config.KOOGALLERY_V1_MAX_AGE is None
+    assert config.KOOGALLERY_API_BASE == "https://mkt.myhuaweicloud.com"
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
+    assert config.SQLALCHEMY_DATABASE_URI.endswith("/instance/koogallery.db")
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"KOOGALLERY_ENV": "staging"}, "KOOGALLERY_ENV"),
+        ({"KOOGALLERY_ENCRYPT_TYPE": "3"}, "KOOGALLERY_ENCRYPT_TYPE"),
+        ({"KOOGALLERY_INBOUND_ENCRYPT_TYPE": "aes"}, "KOOGALLERY_INBOUND_ENCRYPT_TYPE"),
+        ({"KOOGALLERY_TIMESTAMP_TOLERANCE": "sixty"}, "KOOGALLERY_TIMESTAMP_TOLERANCE"),
+        ({"KOOGALLERY_V1_MAX_AGE": "-1"}, "KOOGALLERY_V1_MAX_AGE"),
+    ],
+)
+def test_invalid_settings_are_refused_by_name(environ, setting):
+    with pytest.raises(ConfigError, match=setting):
+        Config(environ)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db/k", "postgresql+psycopg://u:p@db/k"),
+        ("postgresql://u:p@db/k", "postgresql+psycopg://u:p@db/k"),
+        ("postgresql+psycopg://u:p@db/k", "postgresql+psycopg://u:p@db/k"),
+        ("sqlite:////var/lib/k.db", "sqlite:////var/lib/k.db"),
+    ],
+)
+def test_database_urls_name_the_driver(given, expected):
+    assert database_url(given) == expected
