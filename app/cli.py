@@ -1,5 +1,6 @@
 """`flask --app wsgi market …`: commands for the merchant's operator."""
 
+import os
 from pathlib import Path
 
 import click
@@ -99,7 +100,8 @@ def keys_command() -> None:
             "\nRSA public key for the app credential (应用凭证), Base64 without PEM lines:\n  "
             + public_key_base64(load_private_key(rsa_key))
         )
-    click.echo("\nTry it:  curl -s http://127.0.0.1:5000/healthz")
+    port = os.environ.get("PORT", "5000")
+    click.echo(f"\nTry it:  curl -s http://127.0.0.1:{port}/healthz")
 
 
 def register_cli(app: Flask) -> None:

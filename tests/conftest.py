@@ -19,6 +19,11 @@ TEST_SETTINGS = {
 }
 
 
+def pytest_report_header(config):
+    backend = os.environ.get("DATABASE_URL", "sqlite").split(":")[0]
+    return f"database: {backend} (set DATABASE_URL to choose)"
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """Use DATABASE_URL when CI points the suite at PostgreSQL, else a fresh SQLite file."""

@@ -1,6 +1,7 @@
 """The verification decorators, proven through real signed requests and a real database."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -302,6 +303,22 @@ def test_replayed_nonce_fails(app, marketplace, protocol):
     with app.app_context():
         assert last_call().reason == "replayed_nonce"
         assert count(SeenNonce) == 1
+
+
+def test_concurrent_copies_of_one_signed_call_pass_once(app, client):
+    # Eight copies of one signed request race: the unique constraint lets exactly one through.
+    raw = json.dumps(NEW_INSTANCE, separators=(",", ":"))
+    timestamp, nonce = str(now_ms()), "concurrent-copies-nonce"
+    signature = compute_v2_signature(BASIC_KEY, nonce, timestamp, canonical_payload(NEW_INSTANCE))
+    query = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+
+    def send(_):
+        return app.test_client().post("/saas/probe/v2", query_string=query, data=raw)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(response.json["resultCode"] for response in pool.map(send, range(8)))
+    assert codes == ["000000"] + ["000001"] * 7
+    assert len(probe.views_run) == 1
 
 
 def test_fresh_nonce_on_a_marketplace_retry_passes(app, marketplace):

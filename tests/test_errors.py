@@ -2,10 +2,13 @@
 
 from sqlalchemy import select
 
+from app import create_app
 from app.extensions import db
 from app.models import CallLog
 from app.security import compute_body_signature
-from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY
+from tests import probe
+from tests.conftest import TEST_SETTINGS
+from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, Marketplace
 
 
 def signed_with(response, key):
@@ -60,3 +63,14 @@ def test_paths_that_are_not_the_marketplace_get_plain_json_errors(app, client):
     assert response.json == {"error": "Not Found", "status": 404}
     with app.app_context():
         assert db.session.scalars(select(CallLog)).all() == []
+
+
+def test_database_down_answers_000005_signed_not_500(tmp_path):
+    unreachable = f"sqlite:///{tmp_path}/missing-directory/db.sqlite"
+    app = create_app(TEST_SETTINGS, environ={"DATABASE_URL": unreachable})
+    app.register_blueprint(probe.bp)
+    response = Marketplace(app.test_client()).v2_post("/saas/probe/v2", {"activity": "x"})
+    assert response.status_code == 200
+    assert response.json["resultCode"] == "000005"
+    assert signed_with(response, BASIC_KEY)
+    assert probe.views_run == []
