@@ -146,22 +146,44 @@ def require_v2_signature(family: str, key_setting: KeySetting = "KOOGALLERY_BASI
     `key_setting` may be a function of the body, for a URL whose activities use different keys
     (the License URL serves 授权码 2.0 with one key and online activation with another).
     """
+    return _require_signed_body(
+        family,
+        "v2",
+        key_setting,
+        verify_v2_signature,
+        lambda: (request.args.get(name) for name in ("signature", "timestamp", "nonce")),
+    )
+
+
+def require_kit_signature(family: str = "kit", key_setting: str = "KOOGALLERY_KIT_KEY"):
+    """Verify a V2 kit call's `x-sign`/`x-timestamp`/`x-nonce` headers (security.md §5)."""
+    return _require_signed_body(
+        family,
+        "kit-v2",
+        key_setting,
+        verify_kit_signature,
+        lambda: (request.headers.get(name) for name in ("x-sign", "x-timestamp", "x-nonce")),
+    )
+
+
+def _require_signed_body(family, protocol, key_setting: KeySetting, verify, read_signature):
+    """Build a decorator for the V2 and kit schemes, which differ only in where the parts are."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            call = begin_call(family, "v2")
+            call = begin_call(family, protocol)
             raw = request.get_data()
             body = _body_for_log(call, raw)
             setting = key_setting(body) if callable(key_setting) else key_setting
             keys = key_ring(setting)
             g.answer_key = keys[0] if keys else None
-            nonce = request.args.get("nonce")
+            signature, timestamp, nonce = read_signature()
             try:
-                key = verify_v2_signature(
+                key = verify(
                     keys,
-                    signature=request.args.get("signature"),
-                    timestamp=request.args.get("timestamp"),
+                    signature=signature,
+                    timestamp=timestamp,
                     nonce=nonce,
                     body=raw,
                     now_ms=now_ms(),
@@ -172,44 +194,8 @@ def require_v2_signature(family: str, key_setting: KeySetting = "KOOGALLERY_BASI
             g.answer_key = key
             if len(nonce) > MAX_NONCE_LENGTH:
                 return reject(NONCE_TOO_LONG)
-            if not remember_nonce("v2", nonce):
-                return reject(REPLAYED_NONCE)
-            accept(call, key, body)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-def require_kit_signature(family: str = "kit", key_setting: str = "KOOGALLERY_KIT_KEY"):
-    """Verify a V2 kit call's `x-sign`/`x-timestamp`/`x-nonce` headers (security.md §5)."""
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            call = begin_call(family, "kit-v2")
-            raw = request.get_data()
-            body = _body_for_log(call, raw)
-            keys = key_ring(key_setting)
-            g.answer_key = keys[0] if keys else None
-            nonce = request.headers.get("x-nonce")
-            try:
-                key = verify_kit_signature(
-                    keys,
-                    signature=request.headers.get("x-sign"),
-                    timestamp=request.headers.get("x-timestamp"),
-                    nonce=nonce,
-                    body=raw,
-                    now_ms=now_ms(),
-                    tolerance_ms=tolerance_ms(),
-                )
-            except SecurityError as error:
-                return reject(error.reason)
-            g.answer_key = key
-            if len(nonce) > MAX_NONCE_LENGTH:
-                return reject(NONCE_TOO_LONG)
-            if not remember_nonce("kit", nonce):
+            # Checked after the signature, so that nobody can use up nonces without the key.
+            if not remember_nonce(protocol, nonce):
                 return reject(REPLAYED_NONCE)
             accept(call, key, body)
             return view(*args, **kwargs)
