@@ -101,6 +101,8 @@ class Config:
         self.KOOGALLERY_AK = environ.get("KOOGALLERY_AK") or None
         self.KOOGALLERY_SK = environ.get("KOOGALLERY_SK") or None
         self.KOOGALLERY_API_BASE = environ.get("KOOGALLERY_API_BASE") or DEFAULT_API_BASE
+        # A CA bundle for the open API (a private mock, a TLS-inspecting proxy); never "no check".
+        self.KOOGALLERY_API_CA_BUNDLE = environ.get("KOOGALLERY_API_CA_BUNDLE") or None
         self.KOOGALLERY_RSA_PRIVATE_KEY = environ.get("KOOGALLERY_RSA_PRIVATE_KEY") or None
 
         # "1" = AES-256-CBC, "2" = AES-128-CBC (security.md §6). Credentials we send use our
