@@ -83,6 +83,17 @@ def _integer(environ: Mapping[str, str], name: str, default: int | None) -> int 
     return number
 
 
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
 class Config:
     """Read every setting from an environment mapping (os.environ by default)."""
 
@@ -110,6 +121,22 @@ class Config:
         self.KOOGALLERY_ENCRYPT_TYPE = _choice(environ, "KOOGALLERY_ENCRYPT_TYPE", ("1", "2"), "1")
         self.KOOGALLERY_INBOUND_ENCRYPT_TYPE = _choice(
             environ, "KOOGALLERY_INBOUND_ENCRYPT_TYPE", ("1", "2"), "1"
+        )
+
+        # The provisioning hook (app/provisioning.py) and what the default one answers with.
+        self.KOOGALLERY_PROVISIONER = environ.get("KOOGALLERY_PROVISIONER") or None
+        self.KOOGALLERY_FRONTEND_URL = (
+            environ.get("KOOGALLERY_FRONTEND_URL") or "http://127.0.0.1:5000/"
+        )
+        self.KOOGALLERY_ADMIN_URL = environ.get("KOOGALLERY_ADMIN_URL") or None
+        # V1 answers always encrypt userName/password; V2 pages show encryption but Huawei's V2
+        # sample sends them in clear, so V2 can be switched off.
+        self.KOOGALLERY_ENCRYPT_CREDENTIALS = _boolean(
+            environ, "KOOGALLERY_ENCRYPT_CREDENTIALS", True
+        )
+        # A provisioning attempt older than this is presumed lost (a crash) and retried on resend.
+        self.KOOGALLERY_PROVISIONING_RETRY_AFTER = _integer(
+            environ, "KOOGALLERY_PROVISIONING_RETRY_AFTER", 600
         )
 
         self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(

@@ -33,8 +33,12 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
     migrate.init_app(app, db)
 
     from app import health
+    from app.notify import routes as notify_routes
+    from app.saas import routes as saas_routes
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(saas_routes.bp)
+    app.register_blueprint(notify_routes.bp)
 
     from app.calllog import record_call
     from app.errors import register_error_handlers

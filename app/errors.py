@@ -40,13 +40,13 @@ def is_marketplace_call() -> bool:
 
 
 def _ensure_call_context() -> None:
-    """Record a request that failed before any decorator ran (no route, body too large)."""
-    if current_call() is not None:
-        return
-    family, setting = family_for_path(request.path)
-    begin_call(family, "v1" if request.method == "GET" else "v2")
-    keys = parse_key_ring(current_app.config.get(setting))
-    g.answer_key = keys[0] if keys else None
+    """Record a request that failed before or inside a decorator (no route, body too large)."""
+    family, setting = family_for_path(request.path) or ("unknown", "KOOGALLERY_BASIC_KEY")
+    if current_call() is None:
+        begin_call(family, "v1" if request.method == "GET" else "v2")
+    if g.get("answer_key") is None:
+        keys = parse_key_ring(current_app.config.get(setting))
+        g.answer_key = keys[0] if keys else None
 
 
 def handle_http_error(error: HTTPException):

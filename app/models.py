@@ -1,9 +1,10 @@
 """Database tables."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 
@@ -54,3 +55,111 @@ class SeenNonce(db.Model):
     scope: Mapped[str] = mapped_column(String(16))
     nonce: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class InstanceState(StrEnum):
+    """Where an instance is in its lifecycle (spec saas.md, "Lifecycle")."""
+
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    RELEASED = "released"
+    FAILED = "failed"
+
+
+class Instance(db.Model):
+    """A customer's purchased resource, identified to the marketplace by its instanceId."""
+
+    __tablename__ = "instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The idempotency key of the purchase: "v2:{orderId}:{orderLineId}" or, for V1 and for V2
+    # bodies without an order line, "v1:{orderId}:{productId}". The unique constraint is what
+    # makes a resent or concurrent newInstance end in one instance.
+    purchase_key: Mapped[str] = mapped_column(String(160), unique=True)
+    protocol: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_line_id: Mapped[str | None] = mapped_column(String(64))
+    business_id: Mapped[str | None] = mapped_column(String(64))
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    sku_code: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    customer_name: Mapped[str | None] = mapped_column(String(64))
+    charging_mode: Mapped[str | None] = mapped_column(String(16))
+    period_type: Mapped[str | None] = mapped_column(String(10))
+    period_number: Mapped[int | None] = mapped_column(Integer)
+    # As the marketplace sent it (yyyyMMddHHmmss), and as a point in time: V1 sends Beijing time,
+    # V2 UTC (spec saas.md).
+    expire_time: Mapped[str | None] = mapped_column(String(20))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Linear spec attributes (amount, diskSize, bandWidth, linearValue) as sent.
+    spec: Mapped[dict | None] = mapped_column(JSON)
+    trial: Mapped[bool] = mapped_column(Boolean, default=False)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    history: Mapped[list["InstanceHistory"]] = relationship(
+        back_populates="instance", order_by="InstanceHistory.id"
+    )
+
+
+class InstanceHistory(db.Model):
+    """One change to an instance, with the values before and after and the order behind it."""
+
+    __tablename__ = "instance_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    # created, provisioned, failed, renewed, frozen, unfrozen, upgraded, released
+    event: Mapped[str] = mapped_column(String(16))
+    activity: Mapped[str | None] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    order_line_id: Mapped[str | None] = mapped_column(String(64))
+    # {"field": [old, new], …}
+    changes: Mapped[dict | None] = mapped_column(JSON)
+    # Set for changes that one order may cause only once (an upgrade, a renewal): a resend of the
+    # same order then fails on this unique column and is answered as already done.
+    once_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    instance: Mapped[Instance] = relationship(back_populates="history")
+
+
+class TenantAccount(db.Model):
+    """The default provisioner's resource: one admin account per instance."""
+
+    __tablename__ = "tenant_account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.id"), unique=True)
+    admin_user: Mapped[str] = mapped_column(String(64))
+    # Fernet token (AES-CBC + HMAC) under a key derived from SECRET_KEY: the initial password
+    # must be returned again on resends and queryInstance, so it is kept, but never in clear.
+    admin_password_encrypted: Mapped[str] = mapped_column(String(512))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OrderNotification(db.Model):
+    """An orderNotify call, and the order details fetched for it with query order."""
+
+    __tablename__ = "order_notification"
+    __table_args__ = (UniqueConstraint("order_id", "order_line_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    order_line_id: Mapped[str] = mapped_column(String(64))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    order_type: Mapped[str | None] = mapped_column(String(32))
+    details: Mapped[dict | None] = mapped_column(JSON)
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fetch_error: Mapped[str | None] = mapped_column(String(255))

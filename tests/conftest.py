@@ -6,7 +6,7 @@ from sqlalchemy import delete, text
 
 from app import create_app
 from app.extensions import db
-from tests import probe
+from tests import probe, provisioners
 from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
 
 TEST_SETTINGS = {
@@ -52,6 +52,19 @@ def clean_database(app):
             db.session.execute(delete(table))
         db.session.commit()
     probe.views_run.clear()
+    provisioners.calls.clear()
+
+
+@pytest.fixture
+def use_provisioner(app, monkeypatch):
+    """Switch the app to another provisioner class for one test."""
+
+    def use(target: str):
+        monkeypatch.setitem(app.config, "KOOGALLERY_PROVISIONER", target)
+        monkeypatch.delitem(app.extensions, "koogallery_provisioner", raising=False)
+
+    yield use
+    app.extensions.pop("koogallery_provisioner", None)
 
 
 @pytest.fixture

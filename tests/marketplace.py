@@ -54,6 +54,14 @@ class Marketplace:
         headers = {"authToken": token} if token else {}
         return self.client.post(path, data=json.dumps(body), headers=headers)
 
+    def saas_v1(self, activity, key=BASIC_KEY, **params):
+        """Send a V1 SaaS call to /saas."""
+        return self.v1_get("/saas", {"activity": activity, **params}, key=key)
+
+    def saas_v2(self, activity, key=BASIC_KEY, **body):
+        """Send a V2 SaaS call to /saas."""
+        return self.v2_post("/saas", {"activity": activity, **body}, key=key)
+
     def v2_post(self, path, body, key=BASIC_KEY, timestamp=None, nonce=None, raw=None, send=None):
         """Send a V2 call signed in the query string.
 

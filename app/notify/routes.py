@@ -1,0 +1,50 @@
+"""POST /notify: orderNotify, signed like a V2 call with the key bound to 通用接口."""
+
+from flask import Blueprint, current_app, g
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from app.auth import require_v2_signature
+from app.calllog import current_call
+from app.notify import service
+from app.results import ResultCode, marketplace_answer
+from app.saas.schemas import Flag
+
+bp = Blueprint("notify", __name__, url_prefix="/notify")
+
+
+class OrderNotify(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    activity = fields.String(required=True, validate=validate.Equal("orderNotify"))
+    orderId = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    orderLineId = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    testFlag = Flag(required=True)
+
+
+# Docs: 商品交易相关接口 › 订单通知 (zh-cn_topic_0000002091799149)
+@bp.post("")
+@require_v2_signature("notify", key_setting="KOOGALLERY_GENERAL_KEY")
+def order_notify():
+    """Acknowledge an order notification once it is stored, then fetch the order's details."""
+    try:
+        data = OrderNotify().load(g.params)
+    except ValidationError as error:
+        reason = "invalid:" + ",".join(sorted(error.messages))
+        current_call().reason = reason[:64]
+        return marketplace_answer(ResultCode.INVALID_PARAMETER, reason=reason)
+    notification = service.record_notification(
+        data["orderId"], data["orderLineId"], data["testFlag"] == "1"
+    )
+    response = marketplace_answer(ResultCode.SUCCESS)
+    if service.needs_details(notification):
+        # After the answer is sent: query order may take seconds, the marketplace allows five.
+        app = current_app._get_current_object()
+        notification_id = notification.id
+
+        def fetch_after_answer():
+            with app.app_context():
+                service.fetch_details(notification_id)
+
+        response.call_on_close(fetch_after_answer)
+    return response

@@ -1,0 +1,64 @@
+"""Provisioners for tests, named in KOOGALLERY_PROVISIONER like a merchant's own."""
+
+from typing import ClassVar
+
+from app.provisioning import IN_PROGRESS, AppInfo, Provisioner, TenantAccountProvisioner
+
+# What the hooks were called with, for assertions.
+calls: list[tuple[str, object]] = []
+
+
+class RecordingProvisioner(TenantAccountProvisioner):
+    """The default provisioner, remembering every call and its arguments."""
+
+    def provision(self, instance, purchase):
+        calls.append(("provision", purchase))
+        return super().provision(instance, purchase)
+
+    def renew(self, instance, renewal):
+        calls.append(("renew", renewal))
+
+    def freeze(self, instance):
+        calls.append(("freeze", instance.instance_id))
+        super().freeze(instance)
+
+    def unfreeze(self, instance):
+        calls.append(("unfreeze", instance.instance_id))
+        super().unfreeze(instance)
+
+    def upgrade(self, instance, upgrade):
+        calls.append(("upgrade", upgrade))
+        super().upgrade(instance, upgrade)
+
+    def release(self, instance):
+        calls.append(("release", instance.instance_id))
+        super().release(instance)
+
+
+class SlowProvisioner(Provisioner):
+    """Answers "in progress"; the test completes the instance later."""
+
+    def provision(self, instance, purchase):
+        return IN_PROGRESS
+
+    def describe(self, instance):
+        return AppInfo(front_end_url="https://slow.example.com/")
+
+
+class FailingOnceProvisioner(TenantAccountProvisioner):
+    """Fails the first attempt of every instance, as a flaky backend would."""
+
+    failed: ClassVar[set[str]] = set()
+
+    def provision(self, instance, purchase):
+        if instance.instance_id not in self.failed:
+            self.failed.add(instance.instance_id)
+            raise ConnectionError("backend unavailable")
+        return super().provision(instance, purchase)
+
+
+class RefusingProvisioner(TenantAccountProvisioner):
+    """Refuses every specification change at renewal."""
+
+    def allow_change(self, instance, product_info):
+        return False
