@@ -27,10 +27,13 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
         if filled:
             app.logger.info("development keys loaded for %s", ", ".join(filled))
 
-    from app.extensions import db, migrate
+    from app.extensions import configure_sqlite, db, migrate
 
     db.init_app(app)
     migrate.init_app(app, db)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            configure_sqlite(db.engine)
 
     from app import health
     from app.notify import routes as notify_routes

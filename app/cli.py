@@ -10,7 +10,9 @@ from sqlalchemy import or_, select
 
 from app.devkeys import DEVELOPMENT_KEYS_FILE
 from app.extensions import db
+from app.marketplace.commands import usage_push_command
 from app.models import CallLog
+from app.saas.service import complete_provisioning
 from app.security import load_private_key, public_key_base64
 from config import DEVELOPMENT, KEY_SETTINGS
 
@@ -102,6 +104,20 @@ def keys_command() -> None:
         )
     port = os.environ.get("PORT", "5000")
     click.echo(f"\nTry it:  curl -s http://127.0.0.1:{port}/healthz")
+
+
+@market.command("complete-provisioning")
+@click.argument("instance_id")
+def complete_provisioning_command(instance_id: str) -> None:
+    """Mark an instance whose provisioner answered "in progress" as ready."""
+    try:
+        instance = complete_provisioning(instance_id)
+    except LookupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{instance.instance_id}: {instance.state}")
+
+
+market.add_command(usage_push_command)
 
 
 def register_cli(app: Flask) -> None:

@@ -2,7 +2,7 @@
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints let Alembic alter tables on SQLite (batch mode) and PostgreSQL alike.
@@ -23,3 +23,27 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+
+def configure_sqlite(engine) -> None:
+    """Make SQLite transactions take the write lock at BEGIN, and use its write-ahead log.
+
+    By default pysqlite starts a transaction lazily and upgrades a read lock to a write lock on
+    the first write; two connections doing that at once deadlock, and SQLite answers one of them
+    "database is locked" at once, without waiting. BEGIN IMMEDIATE takes the write lock first, so
+    concurrent requests queue (for the connect timeout) instead of failing. This is the recipe of
+    SQLAlchemy's pysqlite documentation ("Serializable isolation / Savepoints / Transactional DDL").
+    """
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, connection_record):
+        # Let SQLAlchemy, not the driver, say when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -6,6 +6,7 @@ from sqlalchemy import delete, text
 
 from app import create_app
 from app.extensions import db
+from app.marketplace.mock_api import MockOpenApi
 from tests import probe, provisioners
 from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
 
@@ -53,6 +54,27 @@ def clean_database(app):
         db.session.commit()
     probe.views_run.clear()
     provisioners.calls.clear()
+
+
+@pytest.fixture(scope="session")
+def mock_open_api():
+    """The marketplace's open-API gateway, on loopback over HTTPS (one server per test run)."""
+    with MockOpenApi(usage_key=BASIC_KEY) as mock:
+        yield mock
+
+
+@pytest.fixture
+def open_api(app, mock_open_api, monkeypatch):
+    """Point the app's open-API client at the mock gateway for one test."""
+    for name, value in {
+        "KOOGALLERY_AK": mock_open_api.ak,
+        "KOOGALLERY_SK": mock_open_api.sk,
+        "KOOGALLERY_API_BASE": mock_open_api.base_url,
+        "KOOGALLERY_API_CA_BUNDLE": mock_open_api.ca_bundle,
+    }.items():
+        monkeypatch.setitem(app.config, name, value)
+    mock_open_api.requests.clear()
+    return mock_open_api
 
 
 @pytest.fixture

@@ -2,14 +2,22 @@
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Instance
+from app.security import canonical_payload, compute_v2_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -27,7 +35,8 @@ def server_environ(database_url: str, **settings) -> dict:
         for key, value in os.environ.items()
         if not key.startswith(("KOOGALLERY_", "SECRET_KEY", "DATABASE_URL"))
     }
-    return {**environ, "DATABASE_URL": database_url, "WEB_CONCURRENCY": "2", **settings}
+    # Four workers, so that concurrent calls really race each other in the database.
+    return {**environ, "DATABASE_URL": database_url, "WEB_CONCURRENCY": "4", **settings}
 
 
 @pytest.fixture
@@ -71,6 +80,43 @@ def get_until_up(url: str, process, seconds: float = 20.0):
 def test_gunicorn_serves_healthz(production_server):
     base, process = production_server
     assert get_until_up(f"{base}/healthz", process) == (200, {"status": "ok", "database": "ok"})
+
+
+def test_concurrent_identical_new_instance_calls_make_one_instance(app, production_server):
+    base, process = production_server
+    get_until_up(f"{base}/healthz", process)
+    body = {
+        "activity": "newInstance",
+        "orderId": "CS-LIVE-CONCURRENT",
+        "orderLineId": "CS-LIVE-CONCURRENT-000001",
+        "businessId": "live-business-id",
+        "testFlag": "1",
+    }
+
+    def send(_):
+        # Each copy freshly signed, as the marketplace signs each retry.
+        return post_v2(f"{base}/saas", body, "live-test-basic-key")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(send, range(20)))
+    assert {answer["resultCode"] for answer in answers} == {"000000"}
+    assert {answer["instanceId"] for answer in answers} == {"live-business-id"}
+    with app.app_context():
+        rows = db.session.scalars(
+            select(Instance).where(Instance.order_id == "CS-LIVE-CONCURRENT")
+        ).all()
+        assert [row.state for row in rows] == ["active"]
+
+
+def post_v2(url: str, body: dict, key: str) -> dict:
+    """POST a freshly signed V2 call and return its JSON answer."""
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    timestamp, nonce = str(time.time_ns() // 1_000_000), secrets.token_hex(32)
+    signature = compute_v2_signature(key, nonce, timestamp, canonical_payload(body))
+    query = urllib.parse.urlencode({"signature": signature, "timestamp": timestamp, "nonce": nonce})
+    request = urllib.request.Request(f"{url}?{query}", data=raw, method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        return json.loads(response.read())
 
 
 def test_gunicorn_in_production_refuses_to_start_without_keys(database_url):

@@ -486,3 +486,12 @@ def test_oversized_body_gets_000002(app, marketplace, monkeypatch):
     assert signed_by(response, BASIC_KEY)
     with app.app_context():
         assert rows_other_than_the_call_log() == 0
+
+
+def test_complete_provisioning_command(app, marketplace, runner, use_provisioner):
+    use_provisioner("tests.provisioners:SlowProvisioner")
+    buy(marketplace)
+    output = runner.invoke(args=["market", "complete-provisioning", BUSINESS_ID]).output
+    assert output == f"{BUSINESS_ID}: active\n"
+    unknown = runner.invoke(args=["market", "complete-provisioning", "nothing"])
+    assert unknown.exit_code != 0 and "no instance nothing" in unknown.output

@@ -1,0 +1,516 @@
+"""A mock of the marketplace's open-API gateway over real HTTPS, for tests and local use.
+
+It checks what the real gateway checks (the AK/SK signature and the X-Sdk-Date skew, security.md
+§9), then what the APIs behind it check (the usage push body signature and rules, §8 and
+open-api.md), and answers in the documented shapes. Start one by hand with
+`python -m app.marketplace.mock_api`.
+
+Where the documentation is silent, the mock picks:
+* gateway refusals are 401 `APIG.0303` with the gateway's own messages ("app not found",
+  "signature expired", "verify aksk signature fail"); an unknown path is 404 `APIG.0101`;
+* query order: a missing or over-long orderId is HTTP 400 `MKT.0101` (invalid parameter); an
+  unknown order or order line is HTTP 500 `MKT.0100` (bad input);
+* usage push errors are HTTP 400 with the documented `error_code`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import sys
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from app.marketplace.client import (
+    MAX_ID_LENGTH,
+    MAX_USAGE_RECORDS,
+    QUERY_ORDER_PATH,
+    USAGE_DATA_PATH,
+    check_usage_record,
+    parse_usage_time,
+)
+from app.security import canonical_request, compute_usage_signature, string_to_sign
+from app.security.apig import DATE_FORMAT
+
+MOCK_AK = "mock-ak"
+MOCK_SK = "mock-sk"
+MOCK_USAGE_KEY = "mock-basic-key"
+
+# The gateway rejects an X-Sdk-Date more than 15 minutes from its own clock (security.md §9).
+MAX_DATE_SKEW = timedelta(minutes=15)
+# Usage older than this is refused with MKT.9004 (open-api.md).
+MAX_USAGE_AGE = timedelta(days=21)
+MAX_NONCE_LENGTH = 64
+
+AUTHORIZATION_PATTERN = re.compile(
+    r"SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)"
+)
+APP_AUTH_FAILED = "Incorrect app authentication information"
+
+# The real mock order's answer, values exact (open-api.md, 查询订单).
+MOCKPERIODYEARNEW_ANSWER = """
+{"resultCode":"MKT.0000","resultMsg":"Success","orderInfo":{"orderId":"MOCKPERIODYEARNEW",
+ "orderType":"NEW","createTime":"20241121090846",
+ "orderLine":[{"orderLineId":"MOCKPERIODYEARNEW-000001","chargingMode":"PERIOD","periodType":"year",
+   "periodNumber":1,"expireTime":"20251121235959",
+   "productInfo":[{"productId":"OFFI846204237451911168",
+     "skuCode":"0a4d1578-5295-46a7-92d4-7c803dccc51d","linearValue":50,
+     "productName":"MOCK测试商品,测试规格,基础版,包周期"}],
+   "extendParams":[{"name":"emailDomainName","value":"test.xxxx.com"},
+     {"name":"ip","value":"127.0.0.1"}],"currency":"100","currencyAfterDiscount":"100"}],
+ "buyerInfo":{"mobilePhone":"18688888888","email":null,
+   "customerId":"459bbbec25d24749b2eb83be37b602a8","customerName":"mock_user_01",
+   "customerRealName":"测试用户1","customerType":0,"userId":null,"userName":null},
+ "extendParams":[]}}
+"""
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request the mock received, kept for assertions."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """Decode the body as JSON."""
+        return json.loads(self.body)
+
+
+class MockOpenApi:
+    """Serve the open APIs on 127.0.0.1 over HTTPS with a certificate made at start."""
+
+    def __init__(
+        self,
+        ak: str = MOCK_AK,
+        sk: str = MOCK_SK,
+        usage_key: str = MOCK_USAGE_KEY,
+        *,
+        port: int = 0,
+        log_requests: bool = False,
+    ):
+        self.ak = ak
+        self.sk = sk
+        self.usage_key = usage_key
+        self.port = port
+        self.log_requests = log_requests
+        self.orders: dict[str, dict] = mock_orders()
+        # None accepts usage for any instance; a set makes every other instance MKT.9001.
+        self.known_instances: set[str] | None = None
+        self.usage_records: list[dict] = []
+        self.requests: list[SeenRequest] = []
+        self.base_url: str | None = None
+        self.ca_bundle: str | None = None
+        self._metering_sns: set[str] = set()
+        self._lock = threading.Lock()
+        self._directory: Path | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def add_order(self, order_info: dict) -> None:
+        """Make query order answer this `orderInfo` for its `orderId`."""
+        with self._lock:
+            self.orders[order_info["orderId"]] = copy.deepcopy(order_info)
+
+    def start(self) -> MockOpenApi:
+        """Generate the certificate and serve in a background thread."""
+        self._directory = Path(tempfile.mkdtemp(prefix="mock-open-api-"))
+        certificate_path, key_path = write_self_signed_certificate(self._directory)
+        context = _server_tls_context(certificate_path, key_path)
+        handler = WSGIRequestHandler if self.log_requests else _QuietRequestHandler
+        self._server = make_server(
+            "127.0.0.1",
+            self.port,
+            self,
+            threaded=True,
+            request_handler=handler,
+            ssl_context=context,
+        )
+        self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self.ca_bundle = str(certificate_path)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            # shutdown() waits for the loop's next poll: keep stopping a test's mock quick.
+            kwargs={"poll_interval": 0.05},
+            name="mock-open-api",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delete the certificate files."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    def __enter__(self) -> MockOpenApi:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __call__(self, environ: dict, start_response):
+        """Answer one WSGI request: record it, route it, authenticate it, handle it."""
+        request = Request(environ)
+        body = request.get_data()
+        with self._lock:
+            self.requests.append(
+                SeenRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query_string.decode("latin-1"),
+                    headers=dict(request.headers),
+                    body=body,
+                )
+            )
+        response = self._respond(request, body)
+        return response(environ, start_response)
+
+    def _respond(self, request: Request, body: bytes) -> Response:
+        routes = {
+            ("GET", QUERY_ORDER_PATH): self._query_order,
+            ("POST", USAGE_DATA_PATH): self._usage_data,
+        }
+        # The gateway resolves the API before it authenticates the caller.
+        handler = routes.get((request.method, request.path.rstrip("/")))
+        if handler is None:
+            return _gateway_error(
+                404,
+                "APIG.0101",
+                "The API does not exist or has not been published in the environment.",
+            )
+        refusal = self._authenticate(request, body)
+        if refusal is not None:
+            return refusal
+        return handler(request, body)
+
+    def _authenticate(self, request: Request, body: bytes) -> Response | None:
+        """Check the AK/SK signature as the gateway does; return the refusal, or None."""
+        match = AUTHORIZATION_PATTERN.fullmatch(request.headers.get("Authorization", "").strip())
+        if match is None:
+            return _app_auth_error("authorization header missing or malformed")
+        access, signed_header_list, given_signature = match.groups()
+        if not hmac.compare_digest(access.encode(), self.ak.encode()):
+            return _app_auth_error("app not found")
+        signed_names = signed_header_list.split(";")
+        if "host" not in signed_names or "x-sdk-date" not in signed_names:
+            return _app_auth_error("SignedHeaders must include host and x-sdk-date")
+
+        sdk_date = request.headers.get("X-Sdk-Date", "")
+        try:
+            signed_at = datetime.strptime(sdk_date, DATE_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            return _app_auth_error("x-sdk-date missing or not yyyyMMddTHHmmssZ")
+        now = datetime.now(UTC)
+        if abs(now - signed_at) > MAX_DATE_SKEW:
+            return _app_auth_error(
+                f"signature expired, signature time:{sdk_date},"
+                f"server time:{now.strftime(DATE_FORMAT)}"
+            )
+
+        # Recompute over what arrived: the raw request target (path and query as sent), the
+        # values of exactly the headers the caller listed, and the body bytes.
+        headers = {}
+        for name in signed_names:
+            value = request.headers.get(name)
+            if value is None:
+                return _app_auth_error(f"signed header {name} missing")
+            headers[name] = value
+        target = request.environ.get("RAW_URI") or request.full_path
+        canonical = canonical_request(request.method, target, headers, body)
+        expected_signature = hmac.new(
+            self.sk.encode("utf-8"),
+            string_to_sign(canonical, sdk_date).encode("utf-8"),
+            hashlib.sha256,
+        ).hexdigest()
+        if not hmac.compare_digest(expected_signature, given_signature.lower()):
+            return _app_auth_error("verify aksk signature fail")
+        return None
+
+    # Docs: 查询订单 (zh-cn_topic_0070649350)
+    def _query_order(self, request: Request, body: bytes) -> Response:
+        order_id = request.args.get("orderId", "")
+        order_line_id = request.args.get("orderLineId")
+        if not _valid_id(order_id) or (order_line_id is not None and not _valid_id(order_line_id)):
+            return _api_answer(400, resultCode="MKT.0101", resultMsg="Invalid parameter.")
+        with self._lock:
+            order = copy.deepcopy(self.orders.get(order_id))
+        line_ids = {line.get("orderLineId") for line in (order or {}).get("orderLine") or []}
+        if order is None or (order_line_id is not None and order_line_id not in line_ids):
+            return _api_answer(500, resultCode="MKT.0100", resultMsg="Order not found.")
+        return _api_answer(200, resultCode="MKT.0000", resultMsg="Success", orderInfo=order)
+
+    # Docs: 按需使用量推送(新) (zh-cn_topic_0070649410)
+    def _usage_data(self, request: Request, body: bytes) -> Response:
+        body_text = body.decode("utf-8", errors="replace")
+        if not self._usage_signature_valid(request, body_text):
+            return _usage_error("MKT.0102", "Invalid body sign.")
+        try:
+            payload = json.loads(body_text)
+        except ValueError:
+            return _usage_error("MKT.9002", "Body is not JSON.")
+        records = payload.get("usage_records") if isinstance(payload, dict) else None
+        if not isinstance(records, list) or not records:
+            return _usage_error("MKT.9002", "usage_records must be a non-empty list.")
+        if len(records) > MAX_USAGE_RECORDS:
+            return _usage_error("MKT.9003", f"More than {MAX_USAGE_RECORDS} records.")
+        for index, record in enumerate(records):
+            try:
+                check_usage_record(record)
+            except ValueError as error:
+                return _usage_error("MKT.9002", f"Invalid usage entity {index}: {error}")
+        oldest_allowed = datetime.now(UTC) - MAX_USAGE_AGE
+        if any(parse_usage_time(record["begin_time"]) < oldest_allowed for record in records):
+            return _usage_error("MKT.9004", "begin_time is more than 21 days ago.")
+        with self._lock:
+            if self.known_instances is not None:
+                unknown = sorted({r["instance_id"] for r in records} - self.known_instances)
+                if unknown:
+                    return _usage_error("MKT.9001", f"Instance not found: {', '.join(unknown)}.")
+            # metering_sn is the dedupe key: a resend is accepted and not counted twice.
+            for record in records:
+                if record["metering_sn"] not in self._metering_sns:
+                    self._metering_sns.add(record["metering_sn"])
+                    self.usage_records.append(record)
+        return _api_answer(200, error_code="MKT.0000", error_msg="success")
+
+    def _usage_signature_valid(self, request: Request, body_text: str) -> bool:
+        """Check the `signature`, `ts` and `nonce` headers over the exact body (security.md §8)."""
+        given_signature = request.headers.get("signature", "")
+        ts = request.headers.get("ts", "")
+        nonce = request.headers.get("nonce", "")
+        if not (given_signature and ts.isdigit() and 0 < len(nonce) <= MAX_NONCE_LENGTH):
+            return False
+        expected_signature = compute_usage_signature(self.usage_key, ts, nonce, body_text)
+        return hmac.compare_digest(expected_signature.encode(), given_signature.encode())
+
+
+def mock_orders() -> dict[str, dict]:
+    """Return the nine debug orders of open-api.md by orderId, each with line `<id>-000001`."""
+    template = json.loads(MOCKPERIODYEARNEW_ANSWER)["orderInfo"]
+
+    def variant(
+        order_id: str,
+        order_type: str,
+        charging_mode: str,
+        billing: str,
+        *,
+        period: tuple[str, int] | None = None,
+        expire_time: str | None = None,
+        edition: str = "基础版",
+        currency: str = "100",
+    ) -> dict:
+        order = copy.deepcopy(template)
+        order.update(orderId=order_id, orderType=order_type)
+        line = order["orderLine"][0]
+        line.update(
+            orderLineId=f"{order_id}-000001",
+            chargingMode=charging_mode,
+            periodType=period[0] if period else None,
+            periodNumber=period[1] if period else None,
+            currency=currency,
+            currencyAfterDiscount=currency,
+        )
+        line.pop("expireTime")
+        if expire_time:
+            line["expireTime"] = expire_time
+        product = line["productInfo"][0]
+        product["productName"] = f"MOCK测试商品,测试规格,{edition},{billing}"
+        if charging_mode == "ON_DEMAND":
+            # Usage is metered, not bought in a quantity.
+            product["linearValue"] = None
+        return order
+
+    orders = [
+        template,
+        variant("MOCKONETIMENEW", "NEW", "ONE_TIME", "一次性"),
+        variant("MOCKONDEMAND", "NEW", "ON_DEMAND", "按需", currency="0"),
+        variant(
+            "MOCKONDEMANDPKG",
+            "NEW",
+            "ON_DEMAND_PKG",
+            "套餐包",
+            period=("month", 1),
+            expire_time="20241221235959",
+        ),
+        variant(
+            "MOCKPERIODDAYTRIAL",
+            "TRIAL",
+            "PERIOD",
+            "包周期",
+            period=("day", 7),
+            expire_time="20241128235959",
+            currency="0",
+        ),
+        variant(
+            "MOCKMONTYTRIALTOFORMAL",
+            "TRIAL_TO_FORMAL",
+            "PERIOD",
+            "包周期",
+            period=("month", 1),
+            expire_time="20241221235959",
+        ),
+        variant(
+            "MOCKMONTYUNSUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PERIOD",
+            "包周期",
+            period=("month", 1),
+            expire_time="20241221235959",
+        ),
+        variant(
+            "MOCKMONTYRENEW",
+            "RENEW",
+            "PERIOD",
+            "包周期",
+            period=("month", 1),
+            expire_time="20250121235959",
+        ),
+        variant(
+            "MOCKMONTYCHANGE",
+            "CHANGE",
+            "PERIOD",
+            "包周期",
+            period=("month", 1),
+            expire_time="20241221235959",
+            edition="专业版",
+            currency="200",
+        ),
+    ]
+    return {order["orderId"]: order for order in orders}
+
+
+def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """Write a fresh self-signed certificate for 127.0.0.1 and localhost; return cert, key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path = directory / "mock-open-api-ca.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path = directory / "mock-open-api-key.pem"
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(key_bytes)
+    return certificate_path, key_path
+
+
+def _server_tls_context(certificate_path: Path, key_path: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certificate_path, key_path)
+    return context
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Serve without a log line per request (tests read `MockOpenApi.requests` instead)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _api_answer(status: int, **fields: Any) -> Response:
+    return Response(
+        json.dumps(fields, ensure_ascii=False),
+        status=status,
+        content_type="application/json;charset=UTF-8",
+    )
+
+
+def _gateway_error(status: int, code: str, message: str) -> Response:
+    return _api_answer(status, error_code=code, error_msg=message, request_id=uuid.uuid4().hex)
+
+
+def _app_auth_error(detail: str) -> Response:
+    return _gateway_error(401, "APIG.0303", f"{APP_AUTH_FAILED}: {detail}")
+
+
+def _usage_error(code: str, message: str) -> Response:
+    return _api_answer(400, error_code=code, error_msg=message)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the mock in the foreground until interrupted, printing how to point the app at it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app.marketplace.mock_api",
+        description="Run a mock of the KooGallery open-API gateway on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any)")
+    arguments = parser.parse_args(argv)
+    # Leave through the context manager on `kill` too, so the certificate files are deleted.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    with MockOpenApi(port=arguments.port, log_requests=True) as mock:
+        print(f"Mock KooGallery open API at {mock.base_url} (Ctrl+C to stop)\n")
+        print("Point the app at it (mock values; the CA file is deleted when the mock stops):")
+        print(f"  KOOGALLERY_API_BASE={mock.base_url}")
+        print(f"  KOOGALLERY_API_CA_BUNDLE={mock.ca_bundle}")
+        print(f"  KOOGALLERY_AK={mock.ak}")
+        print(f"  KOOGALLERY_SK={mock.sk}")
+        print(f"  KOOGALLERY_BASIC_KEY={mock.usage_key}    # signs usage pushes")
+        print(f"\nMock orders: {', '.join(mock.orders)}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
