@@ -100,7 +100,9 @@ class MarketplaceClient:
         self.session = session or requests.Session()
 
     @classmethod
-    def from_config(cls, config: Mapping) -> MarketplaceClient | None:
+    def from_config(
+        cls, config: Mapping, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    ) -> MarketplaceClient | None:
         """Build a client from the app settings, or return None when AK/SK are not set."""
         ak, sk = config.get("KOOGALLERY_AK"), config.get("KOOGALLERY_SK")
         if not ak or not sk:
@@ -114,6 +116,7 @@ class MarketplaceClient:
             config.get("KOOGALLERY_API_BASE") or CHINA_API_BASE,
             usage_key=basic_keys[0] if basic_keys else None,
             ca_bundle=config.get("KOOGALLERY_API_CA_BUNDLE") or None,
+            timeout=timeout,
         )
 
     # Docs: 查询订单 (zh-cn_topic_0070649350)

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("saas", __name__, url_prefix="/saas")
 
+# Query order inside a marketplace call must leave room in the 5 s budget: at worst a 1 s connect
+# timeout at the .com host, the same at the .cn fallback, and 2 s to read.
+IN_CALL_TIMEOUT = (1.0, 2.0)
+
 
 # Docs: SaaS类商品接入指南 V1.0(已下线) › 基础接口 (GET, authToken; zh-cn_topic_0070649013)
 @bp.get("")
@@ -289,7 +293,7 @@ def v2_new_instance(params: dict):
 
 def fetch_order_line(order_id: str, order_line_id: str | None) -> dict | None:
     """Ask query order what was bought (V2 does not say); None without AK/SK or on failure."""
-    client = MarketplaceClient.from_config(current_app.config)
+    client = MarketplaceClient.from_config(current_app.config, timeout=IN_CALL_TIMEOUT)
     if client is None:
         return None
     try:
