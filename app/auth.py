@@ -15,10 +15,9 @@ from urllib.parse import unquote
 
 from flask import current_app, g, request
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
 from app.calllog import begin_call, current_call, note_params
-from app.extensions import db
+from app.extensions import commit_if_new, db
 from app.models import SeenNonce, utcnow
 from app.results import ResultCode, marketplace_answer
 from app.security import (
@@ -239,12 +238,7 @@ def remember_nonce(scope: str, nonce: str) -> bool:
     # until one window after that.
     expires_at = utcnow() + timedelta(milliseconds=2 * tolerance_ms())
     db.session.add(SeenNonce(scope=scope, nonce=nonce, expires_at=expires_at))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
+    return commit_if_new()
 
 
 def purge_expired_nonces(force: bool = False) -> int:

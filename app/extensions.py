@@ -3,6 +3,7 @@
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints let Alembic alter tables on SQLite (batch mode) and PostgreSQL alike.
@@ -47,3 +48,17 @@ def configure_sqlite(engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def commit_if_new() -> bool:
+    """Commit the session; roll back and return False if a unique constraint refused a row.
+
+    This is how the project stays idempotent under resends and concurrency: insert first, and
+    let the database say whether the thing existed, rather than checking and then inserting.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True

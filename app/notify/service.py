@@ -4,10 +4,9 @@ import logging
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from app.calllog import redact
-from app.extensions import db
+from app.extensions import commit_if_new, db
 from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.models import OrderNotification, utcnow
 
@@ -18,11 +17,8 @@ def record_notification(order_id: str, order_line_id: str, test: bool) -> OrderN
     """Store a notification; a resend finds the stored one (unique orderId + orderLineId)."""
     notification = OrderNotification(order_id=order_id, order_line_id=order_line_id, test=test)
     db.session.add(notification)
-    try:
-        db.session.commit()
+    if commit_if_new():
         return notification
-    except IntegrityError:
-        db.session.rollback()
     query = select(OrderNotification).where(
         OrderNotification.order_id == order_id, OrderNotification.order_line_id == order_line_id
     )

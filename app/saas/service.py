@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from app.extensions import db
+from app.extensions import commit_if_new, db
 from app.models import Instance, InstanceHistory, InstanceState, utcnow
 from app.provisioning import AppInfo, InProgress, Purchase, Renewal, Upgrade, get_provisioner
 from app.results import ResultCode
@@ -125,12 +124,7 @@ def _insert_instance(purchase: Purchase, key: str, instance_id: str) -> bool:
             test=purchase.test,
         )
     )
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
+    return commit_if_new()
 
 
 def reclaim(instance: Instance) -> bool:
@@ -229,7 +223,8 @@ def renew(instance_id: str, renewal: Renewal, activity: str) -> Instance:
     record(
         instance, "renewed", activity, changes, renewal.order_id, renewal.order_line_id, once_key
     )
-    commit_once()
+    # A concurrent twin of this order may have committed first: then it did the work.
+    commit_if_new()
     return instance
 
 
@@ -280,7 +275,8 @@ def upgrade(instance_id: str, change: Upgrade, activity: str) -> Instance:
     if instance.state in LIVE_STATES:
         get_provisioner().upgrade(instance, change)
     record(instance, "upgraded", activity, changes, change.order_id, change.order_line_id, once_key)
-    commit_once()
+    # A concurrent twin of this order may have committed first: then it did the work.
+    commit_if_new()
     return instance
 
 
@@ -362,11 +358,3 @@ def already_done(once_key: str) -> bool:
     """Tell whether the change identified by once_key was committed before."""
     query = select(InstanceHistory.id).where(InstanceHistory.once_key == once_key)
     return db.session.scalar(query) is not None
-
-
-def commit_once() -> None:
-    """Commit a change that one order may cause once; a concurrent twin's commit wins."""
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
