@@ -1,8 +1,11 @@
 """Provisioners for tests, named in KOOGALLERY_PROVISIONER like a merchant's own."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import ClassVar
 
-from app.provisioning import IN_PROGRESS, AppInfo, Provisioner, TenantAccountProvisioner
+from app.provisioning import IN_PROGRESS, AppInfo, Provisioner, TenantAccountProvisioner, Usage
 
 # What the hooks were called with, for assertions.
 calls: list[tuple[str, object]] = []
@@ -62,3 +65,23 @@ class RefusingProvisioner(TenantAccountProvisioner):
 
     def allow_change(self, instance, product_info):
         return False
+
+
+class MeteredProvisioner(TenantAccountProvisioner):
+    """Reports usage, as an on-demand product's provisioner would."""
+
+    def usage(self, instance):
+        return [
+            Usage(
+                usage_value=Decimal("12.34567"),
+                statistical_time=datetime(2026, 11, 29, 8, 0, 0, 123000, tzinfo=UTC),
+                dashboard_url="https://isv.example.com/usage",
+            )
+        ]
+
+
+class LongNameProvisioner(TenantAccountProvisioner):
+    """Answers a user name too long to fit 128 characters once encrypted."""
+
+    def describe(self, instance):
+        return replace(super().describe(instance), user_name="u" * 100)

@@ -45,6 +45,9 @@ def test_new_instance_creates_an_active_instance(app, marketplace):
             BUSINESS_ID
         )
     assert answer["appInfo"]["frontEndUrl"] == "http://127.0.0.1:5000/"
+    # The test instance's memo (测试实例…) travels as \uXXXX escapes, signed as sent.
+    assert answer["appInfo"]["memo"].startswith("测试实例")
+    assert b"\\u6d4b\\u8bd5\\u5b9e\\u4f8b" in response.data and response.data.isascii()
 
 
 def test_resend_with_a_new_business_id_returns_the_same_instance_and_credentials(app, marketplace):
@@ -134,6 +137,28 @@ def test_query_instance_returns_app_info_for_each_id(app, marketplace):
             )
 
 
+def test_query_reports_usage_when_the_hook_has_it(marketplace, use_provisioner):
+    use_provisioner("tests.provisioners:MeteredProvisioner")
+    instance_id = buy(marketplace).json["instanceId"]
+    entry = marketplace.saas_v2("queryInstance", instanceId=instance_id).json["info"][0]
+    assert entry["usageInfo"] == [
+        {
+            "usageValue": 12.3457,
+            "statisticalTime": "20261129080000123",
+            "dashboardUrl": "https://isv.example.com/usage",
+        }
+    ]
+
+
+def test_credentials_too_long_once_encrypted_answer_000005(app, marketplace, use_provisioner):
+    use_provisioner("tests.provisioners:LongNameProvisioner")
+    response = buy(marketplace)
+    assert response.json["resultCode"] == "000005"
+    assert signed_by(response, BASIC_KEY)
+    with app.app_context():
+        assert last_call().reason == "appInfo_userName_too_long"
+
+
 def test_query_of_unknown_instances_answers_000003(marketplace):
     answer = marketplace.saas_v2("queryInstance", instanceId="nope,nothing").json
     assert answer["resultCode"] == "000003"
@@ -147,10 +172,10 @@ def test_query_of_more_than_100_ids_answers_000002(marketplace):
 def test_refresh_sets_the_expiry_and_records_the_renewal(app, marketplace):
     instance_id = buy(marketplace, expireTime="20261231235959").json["instanceId"]
     renewal = {"orderId": "CS-RENEW", "orderLineId": "CS-RENEW-1", "expireTime": "20271231235959"}
-    answer = marketplace.saas_v2(
+    response = marketplace.saas_v2(
         "refreshInstance", instanceId=instance_id, scene="RENEWAL", **renewal
-    ).json
-    assert answer["resultCode"] == "000000"
+    )
+    assert response.json["resultCode"] == "000000" and signed_by(response, BASIC_KEY)
     resend = marketplace.saas_v2(
         "refreshInstance", instanceId=instance_id, scene="RENEWAL", **renewal
     ).json
@@ -202,9 +227,10 @@ def test_update_status_freezes_and_unfreezes(app, marketplace):
 
 def test_release_is_final_and_repeatable(app, marketplace):
     instance_id = buy(marketplace).json["instanceId"]
-    first = marketplace.saas_v2("releaseInstance", instanceId=instance_id, **ORDER).json
-    again = marketplace.saas_v2("releaseInstance", instanceId=instance_id).json
-    assert first["resultCode"] == again["resultCode"] == "000000"
+    first = marketplace.saas_v2("releaseInstance", instanceId=instance_id, **ORDER)
+    again = marketplace.saas_v2("releaseInstance", instanceId=instance_id)
+    assert first.json["resultCode"] == again.json["resultCode"] == "000000"
+    assert signed_by(first, BASIC_KEY) and signed_by(again, BASIC_KEY)
     with app.app_context():
         assert instance(instance_id).state == "released"
         assert events(instance_id) == ["created", "provisioned", "released"]
@@ -227,8 +253,8 @@ def test_upgrade_is_applied_once_per_order(app, marketplace, use_provisioner):
     instance_id = buy(marketplace).json["instanceId"]
     upgrade = {"orderId": "CS-UP", "orderLineId": "CS-UP-1"}
     for _ in range(2):
-        answer = marketplace.saas_v2("upgradeInstance", instanceId=instance_id, **upgrade).json
-        assert answer["resultCode"] == "000000"
+        response = marketplace.saas_v2("upgradeInstance", instanceId=instance_id, **upgrade)
+        assert response.json["resultCode"] == "000000" and signed_by(response, BASIC_KEY)
     assert [name for name, _ in provisioners.calls].count("upgrade") == 1
     with app.app_context():
         assert events(instance_id) == ["created", "provisioned", "upgraded"]
@@ -237,10 +263,10 @@ def test_upgrade_is_applied_once_per_order(app, marketplace, use_provisioner):
 
 def test_change_instance_check_allows_by_default(marketplace):
     instance_id = buy(marketplace).json["instanceId"]
-    answer = marketplace.saas_v2(
+    response = marketplace.saas_v2(
         "changeInstanceCheck", instanceId=instance_id, productInfo={"skuCode": "smaller"}
-    ).json
-    assert answer["resultCode"] == "000000"
+    )
+    assert response.json["resultCode"] == "000000" and signed_by(response, BASIC_KEY)
 
 
 def test_change_instance_check_refused_by_the_hook(marketplace, use_provisioner):
