@@ -400,6 +400,18 @@ def test_full_lifecycle(app, marketplace):
 
 BAD_INPUT = [
     ("no activity", {"orderId": "o"}, "000002"),
+    ("activity not a string", {"activity": ["newInstance"], "orderId": "o"}, "000002"),
+    (
+        "impossible expireTime",
+        {
+            "activity": "refreshInstance",
+            "instanceId": "i",
+            "scene": "RENEWAL",
+            **ORDER,
+            "expireTime": "20261399250000",
+        },
+        "000002",
+    ),
     ("unknown activity", {"activity": "deleteEverything", "instanceId": "i"}, "000002"),
     (
         "newInstance without orderId",

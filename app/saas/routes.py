@@ -46,7 +46,8 @@ def v2_call():
 
 def dispatch(handlers: dict, params: dict):
     """Run the activity's handler, turning refusals into their documented result codes."""
-    handler = handlers.get(params.get("activity"))
+    activity = params.get("activity")
+    handler = handlers.get(activity) if isinstance(activity, str) else None
     if handler is None:
         return refuse(ResultCode.INVALID_PARAMETER, "unknown_activity")
     try:

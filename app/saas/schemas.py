@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import re
+from datetime import datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -47,8 +48,12 @@ class Timestamp(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not TIMESTAMP_14.match(text):
-            raise ValidationError("must be yyyyMMddHHmmss")
+        try:
+            if not TIMESTAMP_14.match(text):
+                raise ValueError(text)
+            datetime.strptime(text[:14], "%Y%m%d%H%M%S")
+        except ValueError:
+            raise ValidationError("must be yyyyMMddHHmmss") from None
         return text
 
 

@@ -63,13 +63,14 @@ def expires_at(expire_time: str | None, protocol: str) -> datetime | None:
 def new_instance(purchase: Purchase) -> Provisioned:
     """Create the purchase's instance once, provision it, and return it with its appInfo."""
     instance, claimed = claim_instance(purchase)
+    app_info = None
     if claimed:
-        provision(instance, replace(purchase, instance_id=instance.instance_id))
+        app_info = provision(instance, replace(purchase, instance_id=instance.instance_id))
     if instance.state == InstanceState.PROVISIONING:
         return Provisioned(instance, None)
     if instance.state == InstanceState.FAILED:
         raise CallRefused(ResultCode.INTERNAL_ERROR, "provisioning_failed")
-    return Provisioned(instance, get_provisioner().describe(instance))
+    return Provisioned(instance, app_info or get_provisioner().describe(instance))
 
 
 def claim_instance(purchase: Purchase) -> tuple[Instance, bool]:
@@ -148,13 +149,14 @@ def reclaim(instance: Instance) -> bool:
     return claimed == 1
 
 
-def provision(instance: Instance, purchase: Purchase) -> None:
+def provision(instance: Instance, purchase: Purchase) -> AppInfo | None:
     """Run the hook's provision() and commit the outcome: active, still provisioning or failed."""
     try:
         outcome = get_provisioner().provision(instance, purchase)
         if not isinstance(outcome, InProgress):
             mark_provisioned(instance, "newInstance")
         db.session.commit()
+        return None if isinstance(outcome, InProgress) else outcome
     except Exception as error:
         db.session.rollback()
         log.exception("provisioning %s failed", instance.instance_id)
@@ -162,6 +164,7 @@ def provision(instance: Instance, purchase: Purchase) -> None:
         instance.failure_reason = f"{type(error).__name__}"[:255]
         record(instance, "failed", "newInstance", {"state": ["provisioning", "failed"]})
         db.session.commit()
+        return None
 
 
 def mark_provisioned(instance: Instance, activity: str | None) -> None:
