@@ -139,6 +139,17 @@ class Config:
             environ, "KOOGALLERY_PROVISIONING_RETRY_AFTER", 600
         )
 
+        # The licence issuer hook (app/licensing.py) and its Ed25519 signing key (PEM or path).
+        self.KOOGALLERY_LICENSE_ISSUER = environ.get("KOOGALLERY_LICENSE_ISSUER") or None
+        self.KOOGALLERY_LICENSE_SIGNING_KEY = environ.get("KOOGALLERY_LICENSE_SIGNING_KEY") or None
+        # The saasExtendParams name that carries a V1 buyer's machine code.
+        self.KOOGALLERY_LICENSE_MACHINE_CODE_PARAM = (
+            environ.get("KOOGALLERY_LICENSE_MACHINE_CODE_PARAM") or "machineCode"
+        )
+        self.KOOGALLERY_LICENSE_REQUIRE_FINGERPRINT = _boolean(
+            environ, "KOOGALLERY_LICENSE_REQUIRE_FINGERPRINT", False
+        )
+
         self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(
             environ, "KOOGALLERY_TIMESTAMP_TOLERANCE", 60
         )

@@ -36,11 +36,13 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
             configure_sqlite(db.engine)
 
     from app import health
+    from app.license import routes as license_routes
     from app.notify import routes as notify_routes
     from app.saas import routes as saas_routes
 
     app.register_blueprint(health.bp)
     app.register_blueprint(saas_routes.bp)
+    app.register_blueprint(license_routes.bp)
     app.register_blueprint(notify_routes.bp)
 
     from app.calllog import record_call

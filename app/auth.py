@@ -63,7 +63,7 @@ _last_nonce_purge = 0.0
 # are optional. GET calls send UTC, kit V1 bodies send Beijing time (UTC+8).
 BEIJING = timedelta(hours=8)
 
-KeySetting = str | Callable[[dict], str]
+KeySetting = str | tuple[str, ...] | Callable[[dict], str]
 
 
 def reject(reason: str) -> object:
@@ -74,11 +74,12 @@ def reject(reason: str) -> object:
     return marketplace_answer(RESULT_CODE_FOR_REASON[reason], reason=str(reason))
 
 
-def key_ring(setting: str) -> tuple[str, ...]:
-    """Return the configured keys for one interface type."""
-    keys = parse_key_ring(current_app.config.get(setting))
+def key_ring(settings: str | tuple[str, ...]) -> tuple[str, ...]:
+    """Return the configured keys for one interface type (or several, tried in order)."""
+    names = (settings,) if isinstance(settings, str) else settings
+    keys = tuple(key for name in names for key in parse_key_ring(current_app.config.get(name)))
     if not keys:
-        log.warning("%s is not configured: calls that need it are refused", setting)
+        log.warning("%s is not configured: calls that need it are refused", " or ".join(names))
     return keys
 
 
@@ -91,7 +92,9 @@ def accept(call, key: str, params: dict) -> None:
     note_params(call, params)
 
 
-def require_v1_query_token(family: str, key_setting: str = "KOOGALLERY_BASIC_KEY"):
+def require_v1_query_token(
+    family: str, key_setting: str | tuple[str, ...] = "KOOGALLERY_BASIC_KEY"
+):
     """Verify a V1 GET call's `authToken` over its query string (security.md §1)."""
 
     def decorator(view):

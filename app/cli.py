@@ -1,15 +1,20 @@
 """`flask --app wsgi market …`: commands for the merchant's operator."""
 
+import json
 import os
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import or_, select
 
 from app.devkeys import DEVELOPMENT_KEYS_FILE
 from app.extensions import db
+from app.license.service import deliver_license
+from app.licensing import InvalidLicense, public_key_pem, signing_key, verify_license
+from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.marketplace.commands import usage_push_command
 from app.models import CallLog
 from app.saas.service import complete_provisioning
@@ -102,6 +107,11 @@ def keys_command() -> None:
             "\nRSA public key for the app credential (应用凭证), Base64 without PEM lines:\n  "
             + public_key_base64(load_private_key(rsa_key))
         )
+    if config.get("KOOGALLERY_LICENSE_SIGNING_KEY"):
+        click.echo(
+            "\nLicence public key (build it into your software to verify licences offline):\n"
+            + public_key_pem(signing_key(config))
+        )
     port = os.environ.get("PORT", "5000")
     click.echo(f"\nTry it:  curl -s http://127.0.0.1:{port}/healthz")
 
@@ -115,6 +125,49 @@ def complete_provisioning_command(instance_id: str) -> None:
     except LookupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{instance.instance_id}: {instance.state}")
+
+
+@market.command("verify-license")
+@click.argument("license_or_file")
+@click.option("--public-key", type=click.File(), help="PEM file; default: the configured key's.")
+def verify_license_command(license_or_file: str, public_key) -> None:
+    """Check a licence's signature and print its document."""
+    try:
+        path = Path(license_or_file)
+        text = path.read_text() if path.is_file() else license_or_file
+    except OSError:  # a licence is longer than any file name
+        text = license_or_file
+    if public_key is not None:
+        key = load_pem_public_key(public_key.read().encode())
+    else:
+        key = signing_key(current_app.config).public_key()
+    try:
+        document = verify_license(text, key)
+    except InvalidLicense as error:
+        raise click.ClickException(f"invalid licence: {error}") from None
+    click.echo("valid licence")
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+@market.command("license-public-key")
+def license_public_key_command() -> None:
+    """Print the public key your software needs to verify licences offline."""
+    click.echo(public_key_pem(signing_key(current_app.config)), nl=False)
+
+
+@market.command("deliver-license")
+@click.argument("event_id")
+@click.option("--file", "license_file", type=click.File(), required=True)
+def deliver_license_command(event_id: str, license_file) -> None:
+    """Store an asynchronously issued licence and upload it for the marketplace's event."""
+    client = MarketplaceClient.from_config(current_app.config)
+    if client is None:
+        raise click.ClickException("KOOGALLERY_AK and KOOGALLERY_SK are needed to upload")
+    try:
+        license = deliver_license(event_id, license_file.read().strip(), client)
+    except (LookupError, MarketplaceError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"licence for event {event_id} delivered ({license.state})")
 
 
 market.add_command(usage_push_command)

@@ -5,48 +5,54 @@ is not set in the environment is generated on first start and kept in
 instance/development-keys.json (mode 0600). Production refuses to start without real keys.
 """
 
+import fcntl
 import json
 import os
 import secrets
 import uuid
 from pathlib import Path
 
+from app.licensing import generate_signing_key_pem
 from app.security import generate_private_key, private_key_pem
 from config import KEY_SETTINGS, ConfigError, parse_key_ring
 
 DEVELOPMENT_KEYS_FILE = "development-keys.json"
-GENERATED_SETTINGS = ("SECRET_KEY", *KEY_SETTINGS, "KOOGALLERY_RSA_PRIVATE_KEY")
+# How each setting is generated; keys seen in the wild are UUID-shaped ASCII strings.
+GENERATORS = {
+    "SECRET_KEY": lambda: secrets.token_hex(32),
+    **{setting: lambda: str(uuid.uuid4()) for setting in KEY_SETTINGS},
+    "KOOGALLERY_RSA_PRIVATE_KEY": lambda: private_key_pem(generate_private_key(3072)),
+    "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem,
+}
+GENERATED_SETTINGS = tuple(GENERATORS)
 # Without these, production has nothing to verify the marketplace's calls with.
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "KOOGALLERY_BASIC_KEY")
 
 
-def generate_development_keys() -> dict[str, str]:
-    """Return a fresh set of keys shaped like the ones the seller console hands out."""
-    keys = {"SECRET_KEY": secrets.token_hex(32)}
-    for setting in KEY_SETTINGS:
-        # Keys seen in the wild are UUID-shaped ASCII strings.
-        keys[setting] = str(uuid.uuid4())
-    keys["KOOGALLERY_RSA_PRIVATE_KEY"] = private_key_pem(generate_private_key(3072))
-    return keys
-
-
 def load_development_keys(instance_path: str | Path) -> dict[str, str]:
-    """Return the saved development keys, creating the file on first use."""
+    """Return the saved development keys, creating the file (or adding new keys) as needed."""
     path = Path(instance_path) / DEVELOPMENT_KEYS_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(generate_development_keys(), file, indent=2)
-        try:
-            # link() fails if the file exists: when several workers start at once, one set wins.
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # gunicorn workers start together: the lock makes one of them create the keys and the
+    # others read them, so that every worker signs with the same keys.
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in GENERATED_SETTINGS if name not in saved]
+        if missing:
+            # A first start, or a keys file from a version that had fewer settings.
+            saved.update({name: GENERATORS[name]() for name in missing})
+            _write_private(path, saved)
+    return saved
+
+
+def _write_private(path: Path, keys: dict) -> None:
+    """Write the keys file readable by its owner only, replacing it in one step."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(keys, file, indent=2)
+    os.replace(temporary, path)
 
 
 def apply_development_keys(config: dict, instance_path: str | Path) -> list[str]:

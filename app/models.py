@@ -3,7 +3,16 @@
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -73,6 +82,8 @@ class Instance(db.Model):
     __tablename__ = "instance"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # saas or license: which production interface the instance was bought through.
+    family: Mapped[str] = mapped_column(String(16), default="saas", server_default="saas")
     instance_id: Mapped[str] = mapped_column(String(64), unique=True)
     # The idempotency key of the purchase: "v2:{orderId}:{orderLineId}" or, for V1 and for V2
     # bodies without an order line, "v1:{orderId}:{productId}". The unique constraint is what
@@ -163,3 +174,62 @@ class OrderNotification(db.Model):
     details: Mapped[dict | None] = mapped_column(JSON)
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fetch_error: Mapped[str | None] = mapped_column(String(255))
+
+
+class LicenseState(StrEnum):
+    """Where a licence is: issued and usable, frozen, released, or waiting for an async issuer."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    RELEASED = "released"
+
+
+class License(db.Model):
+    """An issued licence, or a 授权码 (license code) the marketplace told us about."""
+
+    __tablename__ = "license"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "v1:{instanceId}" (legacy getLicense), "device:{instanceId}:{eventId}:{sha256(fingerprint)}"
+    # (online activation) or "code:{license}" (授权码 2.0). Unique: one licence per key, however
+    # often or concurrently the marketplace asks.
+    issue_key: Mapped[str] = mapped_column(String(255), unique=True)
+    # v1, device or code
+    kind: Mapped[str] = mapped_column(String(16))
+    instance_pk: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
+    code: Mapped[str | None] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The machine code or device fingerprint the licence is bound to: buyer-supplied data,
+    # stored and signed as text, never interpreted.
+    bound_to: Mapped[str | None] = mapped_column(Text)
+    license_text: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    order_line_id: Mapped[str | None] = mapped_column(String(64))
+    expire_time: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class LicenseHistory(db.Model):
+    """One change to a licence or 授权码, with old → new values and the order behind it."""
+
+    __tablename__ = "license_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("license.id"), index=True)
+    # issued, recorded, renewed, frozen, unfrozen, released, delivered
+    event: Mapped[str] = mapped_column(String(16))
+    activity: Mapped[str | None] = mapped_column(String(32))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    order_line_id: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict | None] = mapped_column(JSON)
+    once_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

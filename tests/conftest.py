@@ -6,6 +6,7 @@ from sqlalchemy import delete, text
 
 from app import create_app
 from app.extensions import db
+from app.licensing import generate_signing_key_pem
 from app.marketplace.mock_api import MockOpenApi
 from tests import probe, provisioners
 from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
@@ -17,6 +18,7 @@ TEST_SETTINGS = {
     "KOOGALLERY_KIT_KEY": (KIT_KEY,),
     "KOOGALLERY_LICENSE_KEY": (LICENSE_KEY,),
     "KOOGALLERY_GENERAL_KEY": (GENERAL_KEY,),
+    "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem(),
 }
 
 
@@ -87,6 +89,18 @@ def use_provisioner(app, monkeypatch):
 
     yield use
     app.extensions.pop("koogallery_provisioner", None)
+
+
+@pytest.fixture
+def use_issuer(app, monkeypatch):
+    """Switch the app to another licence issuer class for one test."""
+
+    def use(target: str):
+        monkeypatch.setitem(app.config, "KOOGALLERY_LICENSE_ISSUER", target)
+        monkeypatch.delitem(app.extensions, "koogallery_license_issuer", raising=False)
+
+    yield use
+    app.extensions.pop("koogallery_license_issuer", None)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import ClassVar
 
+from app.licensing import LATER, LicenseIssuer
 from app.provisioning import IN_PROGRESS, AppInfo, Provisioner, TenantAccountProvisioner, Usage
 
 # What the hooks were called with, for assertions.
@@ -85,3 +86,10 @@ class LongNameProvisioner(TenantAccountProvisioner):
 
     def describe(self, instance):
         return replace(super().describe(instance), user_name="u" * 100)
+
+
+class LaterIssuer(LicenseIssuer):
+    """Issues nothing at once: the licence is delivered later by upload."""
+
+    def issue(self, request):
+        return LATER

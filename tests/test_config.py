@@ -7,7 +7,7 @@ import pytest
 
 import app as app_package
 from app import create_app
-from app.devkeys import DEVELOPMENT_KEYS_FILE
+from app.devkeys import DEVELOPMENT_KEYS_FILE, load_development_keys
 from app.security import load_private_key
 from config import Config, ConfigError, database_url, parse_key_ring
 
@@ -122,3 +122,12 @@ def test_invalid_settings_are_refused_by_name(environ, setting):
 )
 def test_database_urls_name_the_driver(given, expected):
     assert database_url(given) == expected
+
+
+def test_a_keys_file_from_an_older_version_gains_the_new_keys(instance_dir):
+    old = {"SECRET_KEY": "kept", "KOOGALLERY_BASIC_KEY": "kept-basic"}
+    (instance_dir / DEVELOPMENT_KEYS_FILE).write_text(json.dumps(old))
+    saved = load_development_keys(instance_dir)
+    assert saved["SECRET_KEY"] == "kept" and saved["KOOGALLERY_BASIC_KEY"] == "kept-basic"
+    assert "KOOGALLERY_LICENSE_SIGNING_KEY" in saved
+    assert load_development_keys(instance_dir) == saved

@@ -1,4 +1,4 @@
-"""Client of the marketplace's open APIs: query order and usage push (spec: open-api.md).
+"""Client of the marketplace's open APIs: query order, usage push, License upload (open-api.md).
 
 Every call is signed with the merchant's AK/SK (`SDK-HMAC-SHA256`, security.md §9) and sent over
 HTTPS with certificate verification always on. Every failure, whatever its layer, raises
@@ -7,6 +7,8 @@ HTTPS with certificate verification always on. Every failure, whatever its layer
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -17,7 +19,9 @@ from decimal import Decimal
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+from urllib3 import encode_multipart_formdata
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.fields import RequestField
 
 from app.security import canonical_usage_body, compute_usage_signature, sign_apig_request
 from config import parse_key_ring
@@ -31,10 +35,26 @@ INTERNATIONAL_API_BASE = "https://mkt-intl.myhuaweicloud.com"
 
 QUERY_ORDER_PATH = "/api/mkp-openapi-public/global/v1/order/query"
 USAGE_DATA_PATH = "/api/mkp-openapi-public/global/v1/isv/usage-data"
+# {event_id} is the eventId of getLicenseAsync, percent-encoded as one path segment.
+LICENSE_UPLOAD_PATH = "/api/mkp-openapi-public/global/v1/market-event/{event_id}/file"
 
 # Query order answers MKT.0000; older tables of the same API print CBC.0000 (open-api.md).
 QUERY_ORDER_SUCCESS = ("MKT.0000", "CBC.0000")
 USAGE_PUSH_SUCCESS = "MKT.0000"
+LICENSE_UPLOAD_SUCCESS = "CBC.0000"
+# open-api.md, 字符串/文件流上传: the documented failure codes.
+LICENSE_UPLOAD_ERRORS = {
+    "91381033": "License resource invalid.",
+    "91381034": "Application invalid.",
+    "91381035": "No remaining amount.",
+    "91381036": "Inner error.",
+    "91381037": "Bad format.",
+    "91381038": "Denied.",
+}
+UPLOAD_TYPE_FILE = "FILE"
+UPLOAD_TYPE_CHARACTERS = "CHARACTERS"
+# The name under which a CHARACTERS License travels in the mandatory `file` part.
+CHARACTERS_FILE_NAME = "license.txt"
 
 # Connect timeout a little above a multiple of 3 s (the TCP retransmission window), then read.
 DEFAULT_TIMEOUT = (3.05, 5)
@@ -160,6 +180,32 @@ class MarketplaceClient:
         log.info("usage push accepted: %d record(s)", len(records))
         return answer
 
+    # Docs: 字符串/文件流上传 (zh-cn_topic_0070649351)
+    def upload_license(
+        self,
+        event_id: str,
+        *,
+        characters: str | None = None,
+        file_name: str | None = None,
+        content: bytes | None = None,
+    ) -> dict:
+        """Deliver the License of an asynchronous getLicenseAsync event, as text or as a file."""
+        _check_id("event_id", event_id)
+        upload_type, file_name, content = _license_upload(characters, file_name, content)
+        body, content_type = license_upload_body(
+            upload_type, file_name, content, characters=characters
+        )
+        path = LICENSE_UPLOAD_PATH.format(event_id=quote(event_id, safe=""))
+        # The multipart body is encoded once: these exact bytes are hashed by the AK/SK
+        # signature (§9) and sent, and its boundary is in the signed Content-Type.
+        answer, status = self._send("POST", path, body=body, content_type=content_type)
+        if answer.get("error_code") != LICENSE_UPLOAD_SUCCESS:
+            raise _answer_error(answer, status)
+        log.info(
+            "License uploaded for event %s (%s, %d bytes)", event_id, upload_type, len(content)
+        )
+        return answer
+
     def _send(
         self,
         method: str,
@@ -168,10 +214,12 @@ class MarketplaceClient:
         params: Mapping[str, str] | None = None,
         body: bytes = b"",
         extra_headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> tuple[dict, int]:
         """Sign and send one call, falling back to the second host only when the first is down."""
+        headers = {"Content-Type": content_type, **(extra_headers or {})}
         try:
-            response = self._send_to(self.base_url, method, path, params, body, extra_headers)
+            response = self._send_to(self.base_url, method, path, params, body, headers)
         except requests.RequestException as error:
             if self.fallback_url is None or not _is_unreachable(error):
                 raise _transport_error(self.base_url, error) from error
@@ -184,9 +232,7 @@ class MarketplaceClient:
                 _host(self.fallback_url),
             )
             try:
-                response = self._send_to(
-                    self.fallback_url, method, path, params, body, extra_headers
-                )
+                response = self._send_to(self.fallback_url, method, path, params, body, headers)
             except requests.RequestException as fallback_error:
                 raise _transport_error(self.fallback_url, fallback_error) from fallback_error
         return _json_answer(method, path, response), response.status_code
@@ -198,7 +244,7 @@ class MarketplaceClient:
         path: str,
         params: Mapping[str, str] | None,
         body: bytes,
-        extra_headers: Mapping[str, str] | None,
+        headers: Mapping[str, str],
     ) -> requests.Response:
         """Sign the call for this host (Host is a signed header) and send it."""
         url = base_url + path
@@ -206,7 +252,6 @@ class MarketplaceClient:
             # quote, not urlencode's default quote_plus: a "+" for a space would be read back
             # as a literal "+" by the canonical query (§9) and the signature would not match.
             url += "?" + urlencode(params, quote_via=quote, safe="")
-        headers = {"Content-Type": "application/json", **(extra_headers or {})}
         signed = sign_apig_request(method, url, headers, body, self._ak, self._sk)
         return self.session.request(
             method,
@@ -218,6 +263,46 @@ class MarketplaceClient:
             # A redirect would carry the signed headers to a host that never asked for them.
             allow_redirects=False,
         )
+
+
+def license_upload_body(
+    upload_type: str, file_name: str, content: bytes, *, characters: str | None = None
+) -> tuple[bytes, str]:
+    """Encode the `file` and `isvUpdateFileReq` parts; return the body and its Content-Type."""
+    request = {
+        "type": upload_type,
+        "file_name": file_name,
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    if upload_type == UPLOAD_TYPE_CHARACTERS:
+        request["characters"] = characters
+    file_part = RequestField("file", content, filename=file_name)
+    file_part.make_multipart(content_type="application/octet-stream")
+    request_part = RequestField(
+        "isvUpdateFileReq", json.dumps(request, ensure_ascii=False).encode("utf-8")
+    )
+    request_part.make_multipart(content_type="application/json")
+    return encode_multipart_formdata([file_part, request_part])
+
+
+def _license_upload(
+    characters: str | None, file_name: str | None, content: bytes | None
+) -> tuple[str, str, bytes]:
+    """Check that exactly one form was given; return the upload type, file name and bytes."""
+    as_file = file_name is not None or content is not None
+    if (characters is None) == (not as_file):
+        raise ValueError("upload_license takes either characters or file_name and content")
+    if characters is not None:
+        if not isinstance(characters, str) or not characters:
+            raise ValueError("characters must be a non-empty string")
+        # The spec makes the `file` part mandatory even for CHARACTERS, so the text travels
+        # twice: in the JSON part and, UTF-8 encoded, as a file whose sha256 is declared.
+        return UPLOAD_TYPE_CHARACTERS, CHARACTERS_FILE_NAME, characters.encode("utf-8")
+    if not isinstance(file_name, str) or not file_name:
+        raise ValueError("a file upload needs a non-empty file_name")
+    if not isinstance(content, bytes):
+        raise ValueError("a file upload needs its content as bytes")
+    return UPLOAD_TYPE_FILE, file_name, content
 
 
 def validate_usage_records(records: list[dict]) -> None:

@@ -10,7 +10,10 @@ Where the documentation is silent, the mock picks:
   "signature expired", "verify aksk signature fail"); an unknown path is 404 `APIG.0101`;
 * query order: a missing or over-long orderId is HTTP 400 `MKT.0101` (invalid parameter); an
   unknown order or order line is HTTP 500 `MKT.0100` (bad input);
-* usage push errors are HTTP 400 with the documented `error_code`.
+* usage push errors are HTTP 400 with the documented `error_code`;
+* License upload errors are HTTP 400 with the documented `error_code`: a body that is not the
+  two documented parts, or whose declared sha256 or characters do not match the file, is
+  `91381037` (bad format); an event id in `unknown_events` is `91381033` (resource invalid).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,9 +48,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from app.marketplace.client import (
+    LICENSE_UPLOAD_ERRORS,
+    LICENSE_UPLOAD_PATH,
+    LICENSE_UPLOAD_SUCCESS,
     MAX_ID_LENGTH,
     MAX_USAGE_RECORDS,
     QUERY_ORDER_PATH,
+    UPLOAD_TYPE_CHARACTERS,
+    UPLOAD_TYPE_FILE,
     USAGE_DATA_PATH,
     check_usage_record,
     parse_usage_time,
@@ -68,6 +77,12 @@ AUTHORIZATION_PATTERN = re.compile(
     r"SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)"
 )
 APP_AUTH_FAILED = "Incorrect app authentication information"
+# The upload path with its one variable segment, matched against the path as sent.
+LICENSE_UPLOAD_PATTERN = re.compile(
+    re.escape(LICENSE_UPLOAD_PATH).replace(re.escape("{event_id}"), "([^/]+)")
+)
+LICENSE_RESOURCE_INVALID = "91381033"
+LICENSE_BAD_FORMAT = "91381037"
 
 # The real mock order's answer, values exact (open-api.md, 查询订单).
 MOCKPERIODYEARNEW_ANSWER = """
@@ -123,6 +138,10 @@ class MockOpenApi:
         # None accepts usage for any instance; a set makes every other instance MKT.9001.
         self.known_instances: set[str] | None = None
         self.usage_records: list[dict] = []
+        # Events whose License upload answers 91381033 (License resource invalid).
+        self.unknown_events: set[str] = set()
+        # Accepted License uploads: event_id, type, file_name, content (bytes), characters.
+        self.uploads: list[dict] = []
         self.requests: list[SeenRequest] = []
         self.base_url: str | None = None
         self.ca_bundle: str | None = None
@@ -206,6 +225,8 @@ class MockOpenApi:
         }
         # The gateway resolves the API before it authenticates the caller.
         handler = routes.get((request.method, request.path.rstrip("/")))
+        if handler is None and request.method == "POST" and _upload_event_id(request):
+            handler = self._upload_license
         if handler is None:
             return _gateway_error(
                 404,
@@ -306,6 +327,56 @@ class MockOpenApi:
                     self._metering_sns.add(record["metering_sn"])
                     self.usage_records.append(record)
         return _api_answer(200, error_code="MKT.0000", error_msg="success")
+
+    # Docs: 字符串/文件流上传 (zh-cn_topic_0070649351)
+    def _upload_license(self, request: Request, body: bytes) -> Response:
+        event_id = _upload_event_id(request) or ""
+        if not _valid_id(event_id):
+            return _upload_error(LICENSE_BAD_FORMAT, "eventId must be 1 to 64 characters.")
+        if request.mimetype != "multipart/form-data":
+            return _upload_error(LICENSE_BAD_FORMAT, "The body must be multipart/form-data.")
+        # The form is parsed from the bytes already read (and signature-checked) above.
+        file_part = request.files.get("file")
+        request_text = request.form.get("isvUpdateFileReq")
+        if request_text is None and "isvUpdateFileReq" in request.files:
+            request_text = request.files["isvUpdateFileReq"].read().decode("utf-8", "replace")
+        if file_part is None or request_text is None:
+            return _upload_error(LICENSE_BAD_FORMAT, "Parts file and isvUpdateFileReq required.")
+        try:
+            upload_request = json.loads(request_text)
+        except ValueError:
+            return _upload_error(LICENSE_BAD_FORMAT, "isvUpdateFileReq is not JSON.")
+        if not isinstance(upload_request, dict):
+            return _upload_error(LICENSE_BAD_FORMAT, "isvUpdateFileReq is not a JSON object.")
+        upload_type = upload_request.get("type")
+        if upload_type not in (UPLOAD_TYPE_FILE, UPLOAD_TYPE_CHARACTERS):
+            return _upload_error(LICENSE_BAD_FORMAT, "type must be FILE or CHARACTERS.")
+        content = file_part.read()
+        declared_sha256 = upload_request.get("sha256")
+        actual_sha256 = hashlib.sha256(content).hexdigest()
+        if not isinstance(declared_sha256, str) or not hmac.compare_digest(
+            declared_sha256.lower().encode(), actual_sha256.encode()
+        ):
+            return _upload_error(LICENSE_BAD_FORMAT, "sha256 does not match the file.")
+        characters = upload_request.get("characters")
+        if upload_type == UPLOAD_TYPE_CHARACTERS:
+            if not isinstance(characters, str) or characters.encode("utf-8") != content:
+                return _upload_error(LICENSE_BAD_FORMAT, "characters do not match the file.")
+        else:
+            characters = None
+        with self._lock:
+            if event_id in self.unknown_events:
+                return _upload_error(LICENSE_RESOURCE_INVALID, f"No event {event_id}.")
+            self.uploads.append(
+                {
+                    "event_id": event_id,
+                    "type": upload_type,
+                    "file_name": upload_request.get("file_name") or file_part.filename,
+                    "content": content,
+                    "characters": characters,
+                }
+            )
+        return _api_answer(200, error_code=LICENSE_UPLOAD_SUCCESS, error_msg="success")
 
     def _usage_signature_valid(self, request: Request, body_text: str) -> bool:
         """Check the `signature`, `ts` and `nonce` headers over the exact body (security.md §8)."""
@@ -487,6 +558,19 @@ def _app_auth_error(detail: str) -> Response:
 
 def _usage_error(code: str, message: str) -> Response:
     return _api_answer(400, error_code=code, error_msg=message)
+
+
+def _upload_error(code: str, detail: str) -> Response:
+    return _api_answer(400, error_code=code, error_msg=f"{LICENSE_UPLOAD_ERRORS[code]} {detail}")
+
+
+def _upload_event_id(request: Request) -> str | None:
+    """Return the decoded event id of a License upload path, or None for any other path."""
+    # Matched on the path as sent: the server has already decoded PATH_INFO, and an event id
+    # holding an encoded "/" must stay one segment.
+    raw_path = urlsplit(request.environ.get("RAW_URI") or request.full_path).path
+    match = LICENSE_UPLOAD_PATTERN.fullmatch(raw_path.rstrip("/"))
+    return unquote(match.group(1)) if match else None
 
 
 def main(argv: list[str] | None = None) -> None:

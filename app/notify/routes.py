@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.auth import require_v2_signature
-from app.calllog import current_call
+from app.dispatch import refuse
 from app.notify import service
 from app.results import ResultCode, marketplace_answer
 from app.saas.schemas import Flag
@@ -30,9 +30,7 @@ def order_notify():
     try:
         data = OrderNotify().load(g.params)
     except ValidationError as error:
-        reason = "invalid:" + ",".join(sorted(error.messages))
-        current_call().reason = reason[:64]
-        return marketplace_answer(ResultCode.INVALID_PARAMETER, reason=reason)
+        return refuse(ResultCode.INVALID_PARAMETER, "invalid:" + ",".join(sorted(error.messages)))
     notification = service.record_notification(
         data["orderId"], data["orderLineId"], data["testFlag"] == "1"
     )

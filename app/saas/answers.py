@@ -3,9 +3,9 @@
 from collections.abc import Iterable
 from datetime import UTC
 
+from app.lifecycle import CallRefused
 from app.provisioning import AppInfo, Usage
 from app.results import ResultCode
-from app.saas.service import CallRefused
 from app.security import encrypt_field, encryption_bits
 
 # Limits the seller console's debugger checks ("{field}长度不合法").

@@ -8,10 +8,10 @@ function (which commits) and answers through marketplace_answer().
 import logging
 
 from flask import Blueprint, current_app, g
-from marshmallow import ValidationError
 
 from app.auth import require_v1_query_token, require_v2_signature
-from app.calllog import current_call
+from app.dispatch import dispatch, refuse
+from app.lifecycle import CallRefused
 from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.provisioning import Purchase, Renewal, Upgrade, get_provisioner
 from app.results import ResultCode, marketplace_answer
@@ -42,36 +42,6 @@ def v1_call():
 def v2_call():
     """Answer a V2 call by its activity."""
     return dispatch(V2_HANDLERS, g.params)
-
-
-def dispatch(handlers: dict, params: dict):
-    """Run the activity's handler, turning refusals into their documented result codes."""
-    activity = params.get("activity")
-    handler = handlers.get(activity) if isinstance(activity, str) else None
-    if handler is None:
-        return refuse(ResultCode.INVALID_PARAMETER, "unknown_activity")
-    try:
-        return handler(params)
-    except ValidationError as error:
-        fields = ",".join(sorted(flatten_field_names(error.messages)))
-        return refuse(ResultCode.INVALID_PARAMETER, f"invalid:{fields}"[:64])
-    except service.CallRefused as refused:
-        return refuse(refused.code, refused.reason)
-
-
-def refuse(code: ResultCode, reason: str):
-    """Answer a call the service refused, recording why."""
-    call = current_call()
-    if call is not None:
-        call.reason = reason
-    return marketplace_answer(code, reason=reason)
-
-
-def flatten_field_names(messages) -> list[str]:
-    """Return the names of the fields a marshmallow error complains about."""
-    if isinstance(messages, dict):
-        return [str(name) for name in messages]
-    return ["_schema"]
 
 
 def answer_instance(result: service.Provisioned, *, encrypt: bool):
@@ -162,7 +132,7 @@ def decrypt_inbound(data: dict, name: str) -> str | None:
     try:
         return decrypt_field(g.verified_key, value, bits)
     except SecurityError:
-        raise service.CallRefused(ResultCode.INVALID_PARAMETER, f"undecryptable_{name}") from None
+        raise CallRefused(ResultCode.INVALID_PARAMETER, f"undecryptable_{name}") from None
 
 
 def linear_spec(data: dict) -> dict:
