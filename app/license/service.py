@@ -51,10 +51,10 @@ class Issued:
 # ---------------------------------------------------------------------------- instances
 
 
-def open_instance(purchase_key: str, business_id: str, activity: str, **fields) -> Instance:
+def open_instance(purchase_key: str, preferred_id: str, activity: str, **fields) -> Instance:
     """Create (or find) a License purchase's instance, in the active state."""
     instance, claimed = claim_instance(
-        FAMILY, purchase_key, business_id, activity=activity, **fields
+        FAMILY, purchase_key, preferred_id, activity=activity, **fields
     )
     if claimed:
         mark_provisioned(instance, None)
