@@ -7,6 +7,7 @@ instance/development-keys.json (mode 0600). Production refuses to start without 
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import uuid
@@ -15,6 +16,8 @@ from pathlib import Path
 from app.licensing import generate_signing_key_pem
 from app.security import generate_private_key, private_key_pem
 from config import KEY_SETTINGS, ConfigError, parse_key_ring
+
+log = logging.getLogger(__name__)
 
 DEVELOPMENT_KEYS_FILE = "development-keys.json"
 # How each setting is generated; keys seen in the wild are UUID-shaped ASCII strings.
@@ -27,6 +30,11 @@ GENERATORS = {
 GENERATED_SETTINGS = tuple(GENERATORS)
 # Without these, production has nothing to verify the marketplace's calls with.
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "KOOGALLERY_BASIC_KEY")
+# Needed by some products only: said once at start, so that the first failing call is no surprise.
+OPTIONAL_IN_PRODUCTION = {
+    "KOOGALLERY_LICENSE_SIGNING_KEY": "License calls that issue licences answer 000005",
+    "KOOGALLERY_AK": "query order, usage push and licence upload are unavailable",
+}
 
 
 def load_development_keys(instance_path: str | Path) -> dict[str, str]:
@@ -77,3 +85,6 @@ def check_production_config(config: dict) -> None:
         raise ConfigError(
             "KOOGALLERY_ENV=production but these settings are missing: " + ", ".join(missing)
         )
+    for name, consequence in OPTIONAL_IN_PRODUCTION.items():
+        if not config.get(name):
+            log.warning("%s is not set: %s", name, consequence)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from sqlalchemy import select
 
 from app.extensions import db
@@ -210,14 +211,48 @@ def test_market_verify_license_accepts_a_file_and_a_string(app, marketplace, run
     assert result.exit_code != 0 and "invalid licence" in result.output
 
 
-def test_market_license_public_key_verifies_with_the_offline_snippet(app, marketplace, runner):
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
+def test_the_readme_snippet_verifies_a_licence_with_the_printed_public_key(
+    app, marketplace, runner
+):
     pem = runner.invoke(args=["market", "license-public-key"]).output
     text = get_license(marketplace).json["license"]
-    # The snippet of the README, as the merchant's software would run it.
-    prefix, payload, signature = text.split(".")
-    key = load_pem_public_key(pem.encode())
-    key.verify(base64.urlsafe_b64decode(signature + "=="), f"{prefix}.{payload}".encode())
-    document = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    document = namespace["verify_licence"](text, pem.encode())
     assert document["instanceId"] == INSTANCE_ID
+    with pytest.raises(InvalidSignature):
+        namespace["verify_licence"](
+            text[:-2] + ("AA" if not text.endswith("AA") else "BB"), pem.encode()
+        )
+
+
+def test_without_a_signing_key_get_license_answers_000005_and_a_resend_retries(
+    app, marketplace, monkeypatch
+):
+    key = app.config["KOOGALLERY_LICENSE_SIGNING_KEY"]
+    monkeypatch.setitem(app.config, "KOOGALLERY_LICENSE_SIGNING_KEY", None)
+    failed = get_license(marketplace)
+    assert failed.json["resultCode"] == "000005" and signed_by(failed, BASIC_KEY)
+    with app.app_context():
+        assert db.session.scalars(select(Instance.state)).one() == "failed"
+        assert count(License) == 0
+    monkeypatch.setitem(app.config, "KOOGALLERY_LICENSE_SIGNING_KEY", key)
+    retried = get_license(marketplace, businessId="resend").json
+    assert retried["resultCode"] == "000000" and retried["instanceId"] == INSTANCE_ID
+
+
+def test_a_renewed_licence_stays_bound_to_the_machine(app, marketplace):
+    params = extend_params({"machineCode": "MACHINE-42"})
+    get_license(marketplace, saasExtendParams=params)
+    call(
+        marketplace,
+        "refreshLicense",
+        instanceId=INSTANCE_ID,
+        orderId="R",
+        expireTime="20301231235959",
+    )
+    text = get_license(marketplace, businessId="again", saasExtendParams=params).json["license"]
+    document = verify_license(text, public_key(app))
+    assert (document["boundTo"], document["notAfter"]) == ("MACHINE-42", "2030-12-31T15:59:59Z")

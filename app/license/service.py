@@ -135,12 +135,16 @@ def renew_instance(instance_id: str, order_id, order_line_id, expire_time, activ
     record(instance, "renewed", activity, changes, order_id, order_line_id, once_key)
     v1_license = find_license(f"v1:{instance_id}")
     if v1_license is not None:
-        # The document carries its validity: a renewed purchase needs a renewed document.
-        old_text = v1_license.license_text
-        v1_license.license_text = get_issuer().issue(licence_request_for(instance))
+        # The document carries its validity: a renewed purchase needs a renewed document, bound
+        # to the same machine.
+        request = licence_request_for(instance, bound_to=v1_license.bound_to)
+        text = get_issuer().issue(request)
+        changes = {"expire_time": [v1_license.expire_time, instance.expire_time]}
         v1_license.expire_time, v1_license.expires_at = instance.expire_time, instance.expires_at
-        reissued = {"license_text": ["previous", "reissued"]} if old_text else None
-        record_license(v1_license, "renewed", activity, reissued, order_id, order_line_id)
+        if text is not LATER:
+            v1_license.license_text = text
+            changes["license_text"] = ["previous", "reissued"]
+        record_license(v1_license, "renewed", activity, changes, order_id, order_line_id)
     commit_if_new()
     return instance
 
@@ -176,9 +180,15 @@ def release_instance(instance_id: str, activity: str, order_id=None, order_line_
 def mirror_state(instance: Instance, activity: str) -> None:
     """Give an instance's licences the instance's state (the caller commits)."""
     target = STATE_OF_INSTANCE[instance.state]
+    # A licence still waiting for its issuer can be released, but not frozen or activated.
+    changeable = (
+        (LicenseState.ACTIVE, LicenseState.FROZEN, LicenseState.PENDING)
+        if target == LicenseState.RELEASED
+        else (LicenseState.ACTIVE, LicenseState.FROZEN)
+    )
     licenses = db.session.scalars(select(License).where(License.instance_pk == instance.id))
     for license in licenses:
-        if license.state not in (target, LicenseState.RELEASED):
+        if license.state in changeable and license.state != target:
             record_license(license, target, activity, {"state": [license.state, target]})
             license.state = target
 
@@ -275,9 +285,14 @@ def quota_used_up(instance: Instance) -> bool:
 
 def deliver_license(event_id: str, text: str, client: MarketplaceClient | None) -> License:
     """Store the licence an async issuer produced and upload it for the marketplace's event."""
-    license = db.session.scalars(
-        select(License).where(License.event_id == event_id).with_for_update()
-    ).first()
+    query = (
+        select(License)
+        .where(License.event_id == event_id)
+        # The licence still waiting for its text first, if the event has several.
+        .order_by((License.state == LicenseState.PENDING).desc(), License.id)
+        .with_for_update()
+    )
+    license = db.session.scalars(query).first()
     if license is None:
         raise LookupError(f"no licence is waiting for event {event_id}")
     if license.state == LicenseState.PENDING:
