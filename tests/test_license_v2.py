@@ -183,6 +183,7 @@ def test_quota_of_two_devices(app, marketplace, online_instance):
     third = device_license(marketplace, online_instance, "event-3", "device-3")
     again = device_license(marketplace, online_instance, "event-1", "device-1")
     assert first.json["resultCode"] == second.json["resultCode"] == "000000"
+    assert signed_by(first, BASIC_KEY) and first.json["instanceId"] == online_instance
     assert third.json["resultCode"] == "000900" and signed_by(third, BASIC_KEY)
     assert again.json["resultCode"] == "000000"
     assert again.json["license"] == first.json["license"]
