@@ -120,14 +120,10 @@ class Instance(db.Model):
     )
 
 
-class InstanceHistory(db.Model):
-    """One change to an instance, with the values before and after and the order behind it."""
-
-    __tablename__ = "instance_history"
+class ChangeRecord:
+    """The columns of a history table: what changed, old → new, and the call and order behind it."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
-    # created, provisioned, failed, renewed, frozen, unfrozen, upgraded, released
     event: Mapped[str] = mapped_column(String(16))
     activity: Mapped[str | None] = mapped_column(String(32))
     order_id: Mapped[str | None] = mapped_column(String(64))
@@ -139,6 +135,15 @@ class InstanceHistory(db.Model):
     once_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InstanceHistory(ChangeRecord, db.Model):
+    """One change to an instance."""
+
+    __tablename__ = "instance_history"
+
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.id"), index=True)
+    # events: created, provisioned, failed, renewed, frozen, unfrozen, upgraded, released
 
     instance: Mapped[Instance] = relationship(back_populates="history")
 
@@ -217,19 +222,10 @@ class License(db.Model):
     )
 
 
-class LicenseHistory(db.Model):
-    """One change to a licence or 授权码, with old → new values and the order behind it."""
+class LicenseHistory(ChangeRecord, db.Model):
+    """One change to a licence or 授权码."""
 
     __tablename__ = "license_history"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     license_pk: Mapped[int] = mapped_column(ForeignKey("license.id"), index=True)
-    # issued, recorded, renewed, frozen, unfrozen, released, delivered
-    event: Mapped[str] = mapped_column(String(16))
-    activity: Mapped[str | None] = mapped_column(String(32))
-    order_id: Mapped[str | None] = mapped_column(String(64))
-    order_line_id: Mapped[str | None] = mapped_column(String(64))
-    changes: Mapped[dict | None] = mapped_column(JSON)
-    once_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    test: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # events: issued, recorded, renewed, frozen, unfrozen, released, delivered
