@@ -36,12 +36,14 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
             configure_sqlite(db.engine)
 
     from app import health
+    from app.kit import routes as kit_routes
     from app.license import routes as license_routes
     from app.notify import routes as notify_routes
     from app.saas import routes as saas_routes
 
     app.register_blueprint(health.bp)
     app.register_blueprint(saas_routes.bp)
+    app.register_blueprint(kit_routes.bp)
     app.register_blueprint(license_routes.bp)
     app.register_blueprint(notify_routes.bp)
 

@@ -18,7 +18,12 @@ from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.marketplace.commands import usage_push_command
 from app.models import CallLog
 from app.saas.service import complete_provisioning
-from app.security import load_private_key, public_key_base64
+from app.security import (
+    generate_private_key,
+    load_private_key,
+    private_key_pem,
+    public_key_base64,
+)
 from config import DEVELOPMENT, KEY_SETTINGS
 
 market = AppGroup("market", help="Operate the KooGallery merchant server.")
@@ -168,6 +173,29 @@ def deliver_license_command(event_id: str, license_file) -> None:
     except (LookupError, MarketplaceError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"licence for event {event_id} delivered ({license.state})")
+
+
+@market.command("rsa-keygen")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default="instance/rsa-private.pem",
+    show_default=True,
+    help="Where to write the private key (mode 0600).",
+)
+def rsa_keygen_command(out: str) -> None:
+    """Create the 3072-bit RSA key pair whose public key goes with the app credential."""
+    path = Path(out)
+    if path.exists():
+        raise click.ClickException(f"{path} exists; move it away to make a new key")
+    key = generate_private_key(3072)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(private_key_pem(key))
+    click.echo(f"Private key written to {path}. Set KOOGALLERY_RSA_PRIVATE_KEY={path}")
+    click.echo("\nPublic key for the app credential (应用凭证), Base64 without PEM lines:")
+    click.echo(public_key_base64(key))
 
 
 market.add_command(usage_push_command)

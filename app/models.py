@@ -229,3 +229,106 @@ class LicenseHistory(ChangeRecord, db.Model):
 
     license_pk: Mapped[int] = mapped_column(ForeignKey("license.id"), index=True)
     # events: issued, recorded, renewed, frozen, unfrozen, released, delivered
+
+
+class Tenant(db.Model):
+    """A buyer's enterprise (企业) pushed by tenantSync; its identity domain serves OAuth login."""
+
+    __tablename__ = "tenant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    # Already includes https:// (spec kit-oauth.md): the {domain} of the OAuth endpoints.
+    domain_name: Mapped[str | None] = mapped_column(String(255))
+    # Empty for the seller's own test tenant, filled for buyers' orders.
+    instance_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    # flag=0 deletes; the row stays (with its users) as a record, but nobody can log in.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class AppCredential(db.Model):
+    """An app credential (应用凭证) of a tenant: the OAuth client id and secret."""
+
+    __tablename__ = "app_credential"
+    __table_args__ = (UniqueConstraint("tenant_pk", "app_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_pk: Mapped[int] = mapped_column(ForeignKey("tenant.id"), index=True)
+    app_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    # The RSA-decrypted clientSecret, sealed at rest (app/sealing.py); never stored in clear.
+    client_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    instance_id: Mapped[str | None] = mapped_column(String(64))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class KitUser(db.Model):
+    """A buyer's employee authorised to use the app (authSync); logs in as (tenant, userName)."""
+
+    __tablename__ = "kit_user"
+    __table_args__ = (UniqueConstraint("tenant_pk", "user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_pk: Mapped[int] = mapped_column(ForeignKey("tenant.id"), index=True)
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(64))
+    org_code: Mapped[str | None] = mapped_column(String(64))
+    position: Mapped[str | None] = mapped_column(String(255))
+    employee_code: Mapped[str | None] = mapped_column(String(64))
+    employee_type: Mapped[str | None] = mapped_column(String(8))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # flag=3 revokes the authorisation; the user stays known but cannot log in.
+    authorized: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Contact data is personal: sealed at rest like secrets.
+    mobile_sealed: Mapped[str | None] = mapped_column(Text)
+    email_sealed: Mapped[str | None] = mapped_column(Text)
+    work_place: Mapped[str | None] = mapped_column(String(256))
+    entry_date: Mapped[str | None] = mapped_column(String(20))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Department(db.Model):
+    """A department of a tenant's organisation tree (singleOrgSync / allOrgSync)."""
+
+    __tablename__ = "department"
+    __table_args__ = (UniqueConstraint("tenant_pk", "org_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_pk: Mapped[int] = mapped_column(ForeignKey("tenant.id"), index=True)
+    org_code: Mapped[str] = mapped_column(String(64))
+    org_name: Mapped[str | None] = mapped_column(String(128))
+    # Empty for a top-level department; a department may move to another parent.
+    parent_code: Mapped[str | None] = mapped_column(String(64))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginSession(db.Model):
+    """A browser session of a logged-in user; the cookie holds only its random id."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_pk: Mapped[int] = mapped_column(ForeignKey("kit_user.id"), index=True)
+    # OAuth tokens, sealed: a stolen database must not log anyone in.
+    access_token_sealed: Mapped[str] = mapped_column(Text)
+    refresh_token_sealed: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

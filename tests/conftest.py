@@ -8,6 +8,7 @@ from app import create_app
 from app.extensions import db
 from app.licensing import generate_signing_key_pem
 from app.marketplace.mock_api import MockOpenApi
+from app.security import generate_private_key, private_key_pem
 from tests import probe, provisioners
 from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
 
@@ -19,6 +20,7 @@ TEST_SETTINGS = {
     "KOOGALLERY_LICENSE_KEY": (LICENSE_KEY,),
     "KOOGALLERY_GENERAL_KEY": (GENERAL_KEY,),
     "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem(),
+    "KOOGALLERY_RSA_PRIVATE_KEY": private_key_pem(generate_private_key(3072)),
 }
 
 

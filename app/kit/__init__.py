@@ -1,0 +1,1 @@
+"""Joint-operation (联营) kit sync: tenants, app credentials, users and departments."""
