@@ -25,6 +25,10 @@ KEY_SETTINGS = (
 
 DEFAULT_API_BASE = "https://mkt.myhuaweicloud.com"
 DEFAULT_MAX_BODY = 1024 * 1024
+# The route is in the URL fragment; there is no state and no redirect_uri (spec kit-oauth.md §2).
+DEFAULT_LOGIN_URL = (
+    "https://macroverse.huaweicloud.com/unified-login/#/portal-login?ind=UNOP&appId={appId}"
+)
 
 
 class ConfigError(RuntimeError):
@@ -149,6 +153,20 @@ class Config:
         self.KOOGALLERY_LICENSE_REQUIRE_FINGERPRINT = _boolean(
             environ, "KOOGALLERY_LICENSE_REQUIRE_FINGERPRINT", False
         )
+
+        # Joint-operation login (spec kit-oauth.md §2): the app credential's appId, the unified
+        # login page ({appId} is filled in), the callback address sent as redirect_uri (optional:
+        # the documented flow sends none), and a CA bundle for a private identity domain.
+        self.KOOGALLERY_APP_ID = environ.get("KOOGALLERY_APP_ID") or None
+        self.KOOGALLERY_LOGIN_URL = environ.get("KOOGALLERY_LOGIN_URL") or DEFAULT_LOGIN_URL
+        self.KOOGALLERY_OAUTH_REDIRECT_URI = environ.get("KOOGALLERY_OAUTH_REDIRECT_URI") or None
+        self.KOOGALLERY_IDP_CA_BUNDLE = environ.get("KOOGALLERY_IDP_CA_BUNDLE") or None
+        # Refresh the access token this many seconds before it expires.
+        self.KOOGALLERY_TOKEN_REFRESH_MARGIN = _integer(
+            environ, "KOOGALLERY_TOKEN_REFRESH_MARGIN", 60
+        )
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.KOOGALLERY_ENV == PRODUCTION
 
         self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(
             environ, "KOOGALLERY_TIMESTAMP_TOLERANCE", 60

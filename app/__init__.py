@@ -39,6 +39,7 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
     from app.kit import routes as kit_routes
     from app.license import routes as license_routes
     from app.notify import routes as notify_routes
+    from app.oauth import routes as oauth_routes
     from app.saas import routes as saas_routes
 
     app.register_blueprint(health.bp)
@@ -46,6 +47,8 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
     app.register_blueprint(kit_routes.bp)
     app.register_blueprint(license_routes.bp)
     app.register_blueprint(notify_routes.bp)
+    app.register_blueprint(oauth_routes.bp)
+    app.register_blueprint(oauth_routes.demo)
 
     from app.calllog import record_call
     from app.errors import register_error_handlers

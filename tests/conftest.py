@@ -8,6 +8,7 @@ from app import create_app
 from app.extensions import db
 from app.licensing import generate_signing_key_pem
 from app.marketplace.mock_api import MockOpenApi
+from app.marketplace.mock_idp import MockIdentityProvider
 from app.security import generate_private_key, private_key_pem
 from tests import probe, provisioners
 from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
@@ -79,6 +80,13 @@ def open_api(app, mock_open_api, monkeypatch):
         monkeypatch.setitem(app.config, name, value)
     mock_open_api.requests.clear()
     return mock_open_api
+
+
+@pytest.fixture(scope="session")
+def identity_provider():
+    """A tenant's identity domain and the unified login page, on loopback over HTTPS."""
+    with MockIdentityProvider() as mock:
+        yield mock
 
 
 @pytest.fixture
