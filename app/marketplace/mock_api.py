@@ -23,28 +23,17 @@ import contextlib
 import copy
 import hashlib
 import hmac
-import ipaddress
 import json
-import os
 import re
-import shutil
 import signal
-import ssl
 import sys
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from app.marketplace.client import (
@@ -60,6 +49,7 @@ from app.marketplace.client import (
     check_usage_record,
     parse_usage_time,
 )
+from app.marketplace.loopback import LoopbackHttpsServer
 from app.security import canonical_request, compute_usage_signature, string_to_sign
 from app.security.apig import DATE_FORMAT
 
@@ -117,8 +107,10 @@ class SeenRequest:
         return json.loads(self.body)
 
 
-class MockOpenApi:
+class MockOpenApi(LoopbackHttpsServer):
     """Serve the open APIs on 127.0.0.1 over HTTPS with a certificate made at start."""
+
+    name = "mock-open-api"
 
     def __init__(
         self,
@@ -129,11 +121,10 @@ class MockOpenApi:
         port: int = 0,
         log_requests: bool = False,
     ):
+        super().__init__(port=port, log_requests=log_requests)
         self.ak = ak
         self.sk = sk
         self.usage_key = usage_key
-        self.port = port
-        self.log_requests = log_requests
         self.orders: dict[str, dict] = mock_orders()
         # None accepts usage for any instance; a set makes every other instance MKT.9001.
         self.known_instances: set[str] | None = None
@@ -143,63 +134,13 @@ class MockOpenApi:
         # Accepted License uploads: event_id, type, file_name, content (bytes), characters.
         self.uploads: list[dict] = []
         self.requests: list[SeenRequest] = []
-        self.base_url: str | None = None
-        self.ca_bundle: str | None = None
         self._metering_sns: set[str] = set()
         self._lock = threading.Lock()
-        self._directory: Path | None = None
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def add_order(self, order_info: dict) -> None:
         """Make query order answer this `orderInfo` for its `orderId`."""
         with self._lock:
             self.orders[order_info["orderId"]] = copy.deepcopy(order_info)
-
-    def start(self) -> MockOpenApi:
-        """Generate the certificate and serve in a background thread."""
-        self._directory = Path(tempfile.mkdtemp(prefix="mock-open-api-"))
-        certificate_path, key_path = write_self_signed_certificate(self._directory)
-        context = _server_tls_context(certificate_path, key_path)
-        handler = WSGIRequestHandler if self.log_requests else _QuietRequestHandler
-        self._server = make_server(
-            "127.0.0.1",
-            self.port,
-            self,
-            threaded=True,
-            request_handler=handler,
-            ssl_context=context,
-        )
-        self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self.ca_bundle = str(certificate_path)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # shutdown() waits for the loop's next poll: keep stopping a test's mock quick.
-            kwargs={"poll_interval": 0.05},
-            name="mock-open-api",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and delete the certificate files."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
-
-    def __enter__(self) -> MockOpenApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __call__(self, environ: dict, start_response):
         """Answer one WSGI request: record it, route it, authenticate it, handle it."""
@@ -482,58 +423,6 @@ def mock_orders() -> dict[str, dict]:
         ),
     ]
     return {order["orderId"]: order for order in orders}
-
-
-def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """Write a fresh self-signed certificate for 127.0.0.1 and localhost; return cert, key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certificate_path = directory / "mock-open-api-ca.pem"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path = directory / "mock-open-api-key.pem"
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(key_bytes)
-    return certificate_path, key_path
-
-
-def _server_tls_context(certificate_path: Path, key_path: Path) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certificate_path, key_path)
-    return context
-
-
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Serve without a log line per request (tests read `MockOpenApi.requests` instead)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _valid_id(value: str) -> bool:

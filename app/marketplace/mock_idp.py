@@ -28,27 +28,19 @@ import hmac
 import html
 import json
 import secrets
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from app.marketplace.mock_api import (
-    _QuietRequestHandler,
-    _server_tls_context,
-    write_self_signed_certificate,
-)
+from app.marketplace.loopback import LoopbackHttpsServer
 
 LOGIN_PATH = "/unified-login/"
 TOKEN_PATH = "/api/v1/oauth2/token"  # noqa: S105 - a path, not a secret
@@ -161,8 +153,10 @@ class _Grant:
     access_token: str | None = field(default=None, repr=False)
 
 
-class MockIdentityProvider:
+class MockIdentityProvider(LoopbackHttpsServer):
     """Serve the unified login page and an identity domain on 127.0.0.1 over HTTPS."""
+
+    name = "mock-idp"
 
     def __init__(
         self,
@@ -172,27 +166,21 @@ class MockIdentityProvider:
         port: int = 0,
         log_requests: bool = False,
     ):
+        super().__init__(port=port, log_requests=log_requests)
         self.access_token_lifetime = access_token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
         self.authorization_code_lifetime = AUTHORIZATION_CODE_LIFETIME
-        self.port = port
-        self.log_requests = log_requests
         # True answers every identity-domain endpoint with 503.
         self.down = False
         self.token_requests: list[TokenRequest] = []
         # The redirect_url of every logout, in order.
         self.logouts: list[str] = []
-        self.base_url: str | None = None
-        self.ca_bundle: str | None = None
         self._apps: dict[str, RegisteredApp] = {}
         self._users: dict[tuple[str, str], MockUser] = {}
         self._codes: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _Grant] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._lock = threading.Lock()
-        self._directory: Path | None = None
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def register_app(
         self, app_id: str, client_id: str, client_secret: str, callback_url: str
@@ -233,51 +221,6 @@ class MockIdentityProvider:
     def login_url(self, app_id: str) -> str:
         """Return this mock's unified login URL for `app_id`, with the route in the query."""
         return f"{self.base_url}{LOGIN_PATH}?{urlencode({'ind': 'UNOP', 'appId': app_id})}"
-
-    def start(self) -> MockIdentityProvider:
-        """Generate the certificate and serve in a background thread."""
-        self._directory = Path(tempfile.mkdtemp(prefix="mock-idp-"))
-        certificate_path, key_path = write_self_signed_certificate(self._directory)
-        context = _server_tls_context(certificate_path, key_path)
-        handler = WSGIRequestHandler if self.log_requests else _QuietRequestHandler
-        self._server = make_server(
-            "127.0.0.1",
-            self.port,
-            self,
-            threaded=True,
-            request_handler=handler,
-            ssl_context=context,
-        )
-        self.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self.ca_bundle = str(certificate_path)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # shutdown() waits for the loop's next poll: keep stopping a test's mock quick.
-            kwargs={"poll_interval": 0.05},
-            name="mock-idp",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and delete the certificate files."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._directory = None
-
-    def __enter__(self) -> MockIdentityProvider:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __call__(self, environ: dict, start_response):
         """Answer one WSGI request."""
