@@ -68,3 +68,5 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces each of its plugins at INFO whenever it is imported; say nothing.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

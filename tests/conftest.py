@@ -1,8 +1,10 @@
 import os
+import threading
 
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy import delete, text
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
@@ -87,6 +89,16 @@ def identity_provider():
     """A tenant's identity domain and the unified login page, on loopback over HTTPS."""
     with MockIdentityProvider() as mock:
         yield mock
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the app on a free loopback port, for a browser or the marketplace simulator."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ the user's name and role, and logs out. A screenshot is kept in test-artifacts/.
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.joint_operation import APP_ID, sync_tenant, user
 
@@ -25,16 +23,6 @@ pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not os.environ.get("CI"),
     reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
 )
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the app on a free loopback port for the browser."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""`flask --app wsgi market usage-push`: send usage records to the marketplace by hand."""
+"""`flask --app wsgi market usage-push | send | lifecycle`: talk to the marketplace, or play it."""
 
+import contextlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -14,6 +16,17 @@ from app.marketplace.client import (
     MarketplaceError,
     usage_record,
 )
+from app.marketplace.lifecycle import PASS, html_report, run_lifecycle, summary
+from app.marketplace.simulator import (
+    BUDGET_SECONDS,
+    PROTOCOLS,
+    Keys,
+    build_call,
+    fresh_id,
+    judge,
+    send,
+)
+from app.security import load_private_key
 
 USAGE_TIME = click.DateTime(formats=[USAGE_TIME_FORMAT])
 
@@ -93,3 +106,135 @@ def _load_records(records_file: TextIO) -> list[dict]:
         raise click.UsageError(f"{records_file.name} must hold a JSON list of records")
     # No serial numbers are invented for a file: pushing the same file twice must not bill twice.
     return records
+
+
+# ------------------------------------------------------------------------------ simulator
+
+
+def parse_fields(values: tuple[str, ...], protocol: str) -> dict:
+    """Turn -f name=value options into body fields (JSON values allowed: -f userList='[…]')."""
+    fields: dict = {}
+    for item in values:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise click.BadParameter(f"{item!r} is not name=value", param_hint="-f")
+        # Kit bodies carry flag/testFlag as Integers; lists and objects may be given as JSON.
+        if value[:1] in "[{" or (protocol.startswith("kit") and value.isdigit()):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        fields[name] = value
+    return fields
+
+
+@click.command("send")
+@click.argument("activity")
+@click.option(
+    "--url", required=True, help="The production address, e.g. https://isv.example.com/saas."
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default="v2",
+    show_default=True,
+    help="Which generation to speak.",
+)
+@click.option("-f", "--field", "field_values", multiple=True, help="name=value, repeatable.")
+@click.option("--test/--no-test", default=True, show_default=True, help="testFlag=1 (debug call).")
+@click.option("--curl", is_flag=True, help="Print the equivalent curl line instead of sending.")
+@click.option("--budget", default=BUDGET_SECONDS, show_default=True, help="Seconds allowed.")
+@click.option("--ca-bundle", help="CA bundle for a server with a private certificate.")
+@with_appcontext
+def send_command(activity, url, protocol, field_values, test, curl, budget, ca_bundle):
+    """Send one call as the marketplace would, and judge the answer as the seller console does."""
+    keys = Keys(current_app.config)
+    fields = {**default_fields(protocol, activity, test), **parse_fields(field_values, protocol)}
+    try:
+        call = build_call(
+            protocol, activity, url.rstrip("/"), fields, keys.for_call(protocol, activity)
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    if curl:
+        click.echo(call.curl())
+        return
+    answer = send(call, verify=ca_bundle or True)
+    verdict = judge(call, answer, budget=budget)
+    click.echo(f"> {call.method} {call.url}")
+    for name, value in call.headers.items():
+        click.echo(f"> {name}: {value}")
+    if call.body:
+        click.echo(f"> {call.body.decode('utf-8')}")
+    click.echo(
+        f"< HTTP {answer.status or '-'} in {answer.seconds * 1000:.0f} ms (budget {budget:g} s)"
+    )
+    for name, value in answer.headers:
+        click.echo(f"< {name}: {value}")
+    click.echo(f"< {answer.body.decode('utf-8', 'replace')}")
+    for name, value in verdict.credentials.items():
+        click.echo(f"  appInfo.{name} (decrypted): {value}")
+    for check in verdict.checks:
+        click.echo(
+            f"{'PASS' if check.passed else 'FAIL'}  {check.name}"
+            + (f" — {check.message}" if check.message else "")
+        )
+    if not verdict.passed:
+        raise SystemExit(1)
+
+
+def default_fields(protocol: str, activity: str, test: bool) -> dict:
+    """Return sensible generated values for what the call needs (ids fresh on every call)."""
+    order = fresh_id("CS")
+    flag = (1 if test else 0) if protocol.startswith("kit") else ("1" if test else "0")
+    defaults = {
+        "newInstance": {
+            "orderId": order,
+            "orderLineId": f"{order}-000001",
+            "businessId": fresh_id("B"),
+        },
+        "getLicense": {
+            "orderId": order,
+            "businessId": fresh_id("B"),
+            "productId": "00301-000000-0--0",
+        },
+        "orderNotify": {"orderId": order, "orderLineId": f"{order}-000001"},
+    }
+    fields = dict(defaults.get(activity, {}))
+    if protocol in ("v1", "license-v1") and activity in ("newInstance", "getLicense"):
+        fields = {k: v for k, v in fields.items() if k != "orderLineId"}
+        fields |= {
+            "customerId": "68cbc86abc2018ab880d92f36422fa0e",
+            "productId": "00301-000000-0--0",
+        }
+    return {**fields, "testFlag": flag}
+
+
+@click.command("lifecycle")
+@click.option("--url", required=True, help="The production address for this protocol.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="v2", show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write HTML.")
+@click.option("--budget", default=BUDGET_SECONDS, show_default=True, help="Seconds per call.")
+@click.option("--ca-bundle", help="CA bundle for a server with a private certificate.")
+@with_appcontext
+def lifecycle_command(url, protocol, report, budget, ca_bundle):
+    """Run the whole lifecycle and the negative cases; exit non-zero if any step fails."""
+    results = run_lifecycle(
+        protocol,
+        url,
+        Keys(current_app.config),
+        budget=budget,
+        verify=ca_bundle or True,
+        rsa_public_key=configured_rsa_public_key(),
+    )
+    for result in results:
+        click.echo(result.line())
+    click.echo(f"{protocol}: {summary(results)}")
+    if report:
+        Path(report).write_text(html_report(results, f"KooGallery lifecycle — {protocol} — {url}"))
+    if any(result.status != PASS for result in results):
+        raise SystemExit(1)
+
+
+def configured_rsa_public_key():
+    """Return the public half of the configured RSA key (to encrypt a test clientSecret)."""
+    pem = current_app.config.get("KOOGALLERY_RSA_PRIVATE_KEY")
+    return load_private_key(pem).public_key() if pem else None
