@@ -16,6 +16,7 @@ from app.license.service import deliver_license
 from app.licensing import InvalidLicense, public_key_pem, signing_key, verify_license
 from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.marketplace.commands import lifecycle_command, send_command, usage_push_command
+from app.marketplace.mock_marketplace import mock_command
 from app.models import CallLog
 from app.saas.service import complete_provisioning
 from app.security import (
@@ -201,6 +202,7 @@ def rsa_keygen_command(out: str) -> None:
 market.add_command(usage_push_command)
 market.add_command(send_command)
 market.add_command(lifecycle_command)
+market.add_command(mock_command)
 
 
 def register_cli(app: Flask) -> None:

@@ -2,8 +2,10 @@
 
 It checks what the real gateway checks (the AK/SK signature and the X-Sdk-Date skew, security.md
 §9), then what the APIs behind it check (the usage push body signature and rules, §8 and
-open-api.md), and answers in the documented shapes. Start one by hand with
-`python -m app.marketplace.mock_api`.
+open-api.md), and answers in the documented shapes: query order, usage push, License upload, and
+the two 授权码 2.0 APIs the merchant's software calls (activate and heartbeat, for the codes a test
+puts in `license_codes`). Start one by hand with `python -m app.marketplace.mock_api`, or together
+with the identity domain on one port with `python -m app.marketplace.mock_marketplace`.
 
 Where the documentation is silent, the mock picks:
 * gateway refusals are 401 `APIG.0303` with the gateway's own messages ("app not found",
@@ -13,7 +15,14 @@ Where the documentation is silent, the mock picks:
 * usage push errors are HTTP 400 with the documented `error_code`;
 * License upload errors are HTTP 400 with the documented `error_code`: a body that is not the
   two documented parts, or whose declared sha256 or characters do not match the file, is
-  `91381037` (bad format); an event id in `unknown_events` is `91381033` (resource invalid).
+  `91381037` (bad format); an event id in `unknown_events` is `91381033` (resource invalid);
+* 授权码 2.0 errors are HTTP 400 with the documented `error_code` and the same checks on both
+  APIs: a body that is not a JSON object with `license` (1 to 64 characters) and, when sent, a
+  `real_effect_time` in `yyyyMMddHHmmss` is `92020002`; an unknown code `92020005`; a code the
+  buyer has not received `92020004`;
+* a code's `expire_time` is read as UTC; once it has passed the code is EXPIRED. Activating an
+  EXPIRED or RELEASED code still answers `92020000`, with that status in `license_code_info`,
+  and leaves the decision to the software, as the heartbeat does.
 """
 
 from __future__ import annotations
@@ -74,6 +83,22 @@ LICENSE_UPLOAD_PATTERN = re.compile(
 LICENSE_RESOURCE_INVALID = "91381033"
 LICENSE_BAD_FORMAT = "91381037"
 
+# 授权码 2.0 (open-api.md): the software activates a code once and checks it daily.
+LICENSE_ACTIVATE_PATH = "/api/mkp-openapi-public/global/v1/license/activate"
+LICENSE_HEARTBEAT_PATH = "/api/mkp-openapi-public/global/v1/license/heartbeat"
+LICENSE_CODE_SUCCESS = "92020000"
+LICENSE_CODE_INVALID_PARAM = "92020002"
+LICENSE_CODE_NOT_RECEIVED = "92020004"
+LICENSE_CODE_NOT_FOUND = "92020005"
+LICENSE_CODE_ALIVE = "ALIVE"
+LICENSE_CODE_EXPIRED = "EXPIRED"
+LICENSE_CODE_RELEASED = "RELEASED"
+LICENSE_CODE_STATUSES = (LICENSE_CODE_ALIVE, LICENSE_CODE_EXPIRED, LICENSE_CODE_RELEASED)
+LICENSE_CODE_TIME_FORMAT = "%Y%m%d%H%M%S"
+LICENSE_CODE_TIME_PATTERN = re.compile(r"\d{14}")
+# license.md, 授权码 2.0: `license` M 64.
+MAX_LICENSE_CODE_LENGTH = 64
+
 # The real mock order's answer, values exact (open-api.md, 查询订单).
 MOCKPERIODYEARNEW_ANSWER = """
 {"resultCode":"MKT.0000","resultMsg":"Success","orderInfo":{"orderId":"MOCKPERIODYEARNEW",
@@ -133,6 +158,10 @@ class MockOpenApi(LoopbackHttpsServer):
         self.unknown_events: set[str] = set()
         # Accepted License uploads: event_id, type, file_name, content (bytes), characters.
         self.uploads: list[dict] = []
+        # 授权码 2.0 codes by code: product_id, order_id, amount, expire_time, status, received.
+        self.license_codes: dict[str, dict] = {}
+        # Every answered activation: license, real_effect_time (None when not sent).
+        self.activations: list[dict] = []
         self.requests: list[SeenRequest] = []
         self._metering_sns: set[str] = set()
         self._lock = threading.Lock()
@@ -141,6 +170,38 @@ class MockOpenApi(LoopbackHttpsServer):
         """Make query order answer this `orderInfo` for its `orderId`."""
         with self._lock:
             self.orders[order_info["orderId"]] = copy.deepcopy(order_info)
+
+    def add_license_code(
+        self,
+        code: str,
+        *,
+        product_id: str,
+        order_id: str,
+        amount: int = 1,
+        expire_time: str | None = None,
+        status: str = LICENSE_CODE_ALIVE,
+        received: bool = True,
+    ) -> dict:
+        """Make activate and heartbeat know a 授权码; expire_time defaults to a year from now."""
+        if expire_time is None:
+            expire_time = (datetime.now(UTC) + timedelta(days=365)).strftime(
+                LICENSE_CODE_TIME_FORMAT
+            )
+        if _license_code_time(expire_time) is None:
+            raise ValueError(f"expire_time must be yyyyMMddHHmmss, not {expire_time!r}")
+        if status not in LICENSE_CODE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(LICENSE_CODE_STATUSES)}")
+        entry = {
+            "product_id": product_id,
+            "order_id": order_id,
+            "amount": amount,
+            "expire_time": expire_time,
+            "status": status,
+            "received": received,
+        }
+        with self._lock:
+            self.license_codes[code] = entry
+        return copy.deepcopy(entry)
 
     def __call__(self, environ: dict, start_response):
         """Answer one WSGI request: record it, route it, authenticate it, handle it."""
@@ -163,6 +224,8 @@ class MockOpenApi(LoopbackHttpsServer):
         routes = {
             ("GET", QUERY_ORDER_PATH): self._query_order,
             ("POST", USAGE_DATA_PATH): self._usage_data,
+            ("POST", LICENSE_ACTIVATE_PATH): self._activate_license_code,
+            ("POST", LICENSE_HEARTBEAT_PATH): self._license_code_heartbeat,
         }
         # The gateway resolves the API before it authenticates the caller.
         handler = routes.get((request.method, request.path.rstrip("/")))
@@ -319,6 +382,65 @@ class MockOpenApi(LoopbackHttpsServer):
             )
         return _api_answer(200, error_code=LICENSE_UPLOAD_SUCCESS, error_msg="success")
 
+    # Docs: License 授权码 2.0 › activate (zh-cn_topic_0070649244)
+    def _activate_license_code(self, request: Request, body: bytes) -> Response:
+        checked = self._license_code_request(body)
+        if isinstance(checked, Response):
+            return checked
+        code, real_effect_time, entry = checked
+        # A JSON string inside the JSON answer, in the documented key order (open-api.md).
+        license_code_info = json.dumps(
+            {
+                "status": _license_code_status(entry),
+                "expire_time": entry["expire_time"],
+                "product_id": entry["product_id"],
+                "order_id": entry["order_id"],
+                "amount": entry["amount"],
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        with self._lock:
+            self.activations.append({"license": code, "real_effect_time": real_effect_time})
+        return _license_code_answer({"license_code_info": license_code_info})
+
+    # Docs: License 授权码 2.0 › query, formerly heartbeat (zh-cn_topic_0070649245)
+    def _license_code_heartbeat(self, request: Request, body: bytes) -> Response:
+        checked = self._license_code_request(body)
+        if isinstance(checked, Response):
+            return checked
+        _, _, entry = checked
+        return _license_code_answer({"status": _license_code_status(entry)})
+
+    def _license_code_request(self, body: bytes) -> tuple[str, str | None, dict] | Response:
+        """Read the body both 授权码 APIs take: code, real_effect_time and entry, or a refusal."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return _license_code_error(LICENSE_CODE_INVALID_PARAM, "The body is not a JSON object.")
+        code = payload.get("license")
+        if not isinstance(code, str) or not 0 < len(code) <= MAX_LICENSE_CODE_LENGTH:
+            return _license_code_error(
+                LICENSE_CODE_INVALID_PARAM,
+                f"license must be a string of 1 to {MAX_LICENSE_CODE_LENGTH} characters.",
+            )
+        real_effect_time = payload.get("real_effect_time")
+        if real_effect_time is not None and _license_code_time(real_effect_time) is None:
+            return _license_code_error(
+                LICENSE_CODE_INVALID_PARAM, "real_effect_time must be yyyyMMddHHmmss."
+            )
+        with self._lock:
+            entry = copy.deepcopy(self.license_codes.get(code))
+        if entry is None:
+            return _license_code_error(LICENSE_CODE_NOT_FOUND, "License code does not exist.")
+        if not entry["received"]:
+            return _license_code_error(
+                LICENSE_CODE_NOT_RECEIVED, "The buyer has not received the license code."
+            )
+        return code, real_effect_time, entry
+
     def _usage_signature_valid(self, request: Request, body_text: str) -> bool:
         """Check the `signature`, `ts` and `nonce` headers over the exact body (security.md §8)."""
         given_signature = request.headers.get("signature", "")
@@ -451,6 +573,34 @@ def _usage_error(code: str, message: str) -> Response:
 
 def _upload_error(code: str, detail: str) -> Response:
     return _api_answer(400, error_code=code, error_msg=f"{LICENSE_UPLOAD_ERRORS[code]} {detail}")
+
+
+def _license_code_answer(data: dict[str, Any]) -> Response:
+    return _api_answer(200, error_code=LICENSE_CODE_SUCCESS, error_msg="success", data=data)
+
+
+def _license_code_error(code: str, message: str) -> Response:
+    return _api_answer(400, error_code=code, error_msg=message)
+
+
+def _license_code_time(value: object) -> datetime | None:
+    """Read a `yyyyMMddHHmmss` time as UTC, or return None when it is not one."""
+    if not isinstance(value, str) or not LICENSE_CODE_TIME_PATTERN.fullmatch(value):
+        return None
+    try:
+        return datetime.strptime(value, LICENSE_CODE_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _license_code_status(entry: dict) -> str:
+    """Return a code's status now: ALIVE turns EXPIRED once its expire_time has passed."""
+    if entry["status"] != LICENSE_CODE_ALIVE:
+        return entry["status"]
+    expires_at = _license_code_time(entry["expire_time"])
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        return LICENSE_CODE_EXPIRED
+    return LICENSE_CODE_ALIVE
 
 
 def _upload_event_id(request: Request) -> str | None:
