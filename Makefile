@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test demo lint format migrate clean
 
 # Runtime packages only: what the Dockerfile installs too.
 $(VENV)/.runtime: requirements.txt
@@ -28,6 +28,10 @@ run: $(VENV)/.runtime
 ## make test: formatting, lint and the whole test suite.
 test: $(VENV)/.dev lint
 	$(BIN)/pytest
+
+## make demo: server + mock marketplace here, every lifecycle run against them, then stop.
+demo: $(VENV)/.runtime
+	$(BIN)/python -m app.marketplace.demo
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
