@@ -26,6 +26,19 @@ class JointTenant:
         return f"{self.tenant_id}/{user_name}"
 
 
+def use_identity_provider(app, idp, monkeypatch) -> None:
+    """Point the app's login at the mock identity domain, fresh for one test."""
+    monkeypatch.setitem(app.config, "KOOGALLERY_APP_ID", APP_ID)
+    monkeypatch.setitem(app.config, "KOOGALLERY_IDP_CA_BUNDLE", idp.ca_bundle)
+    monkeypatch.setitem(
+        app.config,
+        "KOOGALLERY_LOGIN_URL",
+        f"{idp.base_url}/unified-login/?ind=UNOP&appId={{appId}}",
+    )
+    idp.access_token_lifetime = 7200
+    idp.down = False
+
+
 def sync_tenant(app, marketplace, idp, callback_url: str, users: list[dict]) -> JointTenant:
     """Push tenant, app credential and users through the kit interfaces; mirror them in the IdP."""
     public_key = load_private_key(app.config["KOOGALLERY_RSA_PRIVATE_KEY"]).public_key()

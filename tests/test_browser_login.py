@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.joint_operation import APP_ID, sync_tenant, user
+from tests.joint_operation import sync_tenant, use_identity_provider, user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -61,15 +61,7 @@ def test_login_and_logout_in_a_real_browser(
     from selenium.webdriver.support import expected_conditions as until
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    monkeypatch.setitem(app.config, "KOOGALLERY_APP_ID", APP_ID)
-    monkeypatch.setitem(app.config, "KOOGALLERY_IDP_CA_BUNDLE", identity_provider.ca_bundle)
-    monkeypatch.setitem(
-        app.config,
-        "KOOGALLERY_LOGIN_URL",
-        f"{identity_provider.base_url}/unified-login/?ind=UNOP&appId={{appId}}",
-    )
-    identity_provider.down = False
-    identity_provider.access_token_lifetime = 7200
+    use_identity_provider(app, identity_provider, monkeypatch)
     joint = sync_tenant(
         app,
         marketplace,

@@ -9,22 +9,14 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import LoginSession
-from tests.joint_operation import APP_ID, TENANT_ID, sync_tenant, user
+from tests.joint_operation import APP_ID, TENANT_ID, sync_tenant, use_identity_provider, user
 
 CALLBACK = "http://localhost/oauth/callback"
 
 
 @pytest.fixture
 def joint(app, marketplace, identity_provider, monkeypatch):
-    monkeypatch.setitem(app.config, "KOOGALLERY_APP_ID", APP_ID)
-    monkeypatch.setitem(app.config, "KOOGALLERY_IDP_CA_BUNDLE", identity_provider.ca_bundle)
-    monkeypatch.setitem(
-        app.config,
-        "KOOGALLERY_LOGIN_URL",
-        f"{identity_provider.base_url}/unified-login/?ind=UNOP&appId={{appId}}",
-    )
-    identity_provider.access_token_lifetime = 7200
-    identity_provider.down = False
+    use_identity_provider(app, identity_provider, monkeypatch)
     users = [
         user("alice", "Alice 张", role="admin"),
         user("bob", "Bob"),
