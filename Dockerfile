@@ -23,5 +23,9 @@ RUN mkdir -p instance && chown koogallery:koogallery instance
 USER koogallery
 EXPOSE 8000
 
+# The job worker is a second container of the same image, sharing the queue:
+#   docker run --env-file .env -e KOOGALLERY_QUEUE=redis://redis:6379/0 koogallery-isv \
+#       flask --app wsgi market worker
+# (the default SQLite queue lives in instance/ and suits one machine with a shared volume).
 # Migrate, then serve. The app refuses to start without SECRET_KEY and KOOGALLERY_BASIC_KEY.
 CMD ["sh", "-c", "flask --app wsgi db upgrade && exec gunicorn -c gunicorn.conf.py wsgi:app"]

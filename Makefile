@@ -19,10 +19,13 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## make run: migrate the database and serve on 127.0.0.1:$(PORT) with gunicorn.
+## make run: migrate the database, start the job worker, serve on 127.0.0.1:$(PORT) with gunicorn.
 run: $(VENV)/.runtime
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi market keys
+	# The job worker runs beside gunicorn and stops with it.
+	$(BIN)/flask --app wsgi market worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## make test: formatting, lint and the whole test suite.

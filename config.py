@@ -87,6 +87,19 @@ def _integer(environ: Mapping[str, str], name: str, default: int | None) -> int 
     return number
 
 
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
+
+
 def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
     value = environ.get(name, "").strip().lower()
     if not value:
@@ -167,6 +180,21 @@ class Config:
         )
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.KOOGALLERY_ENV == PRODUCTION
+
+        # The task queue (app/jobs.py): sqlite (default, a file under instance/), sqlite:////path,
+        # redis://host:6379/0 for several machines, or inline (jobs run inside the call).
+        self.KOOGALLERY_QUEUE = environ.get("KOOGALLERY_QUEUE") or "sqlite"
+        self.KOOGALLERY_JOB_MAX_ATTEMPTS = _integer(environ, "KOOGALLERY_JOB_MAX_ATTEMPTS", 5)
+        # Seconds before the second attempt; each further one waits twice as long.
+        self.KOOGALLERY_JOB_BACKOFF = _number(environ, "KOOGALLERY_JOB_BACKOFF", 2.0)
+        self.KOOGALLERY_TICK_SECONDS = _number(environ, "KOOGALLERY_TICK_SECONDS", 30.0)
+        self.KOOGALLERY_PURGE_INTERVAL = _number(environ, "KOOGALLERY_PURGE_INTERVAL", 3600.0)
+        self.KOOGALLERY_USAGE_PUSH_INTERVAL = _number(
+            environ, "KOOGALLERY_USAGE_PUSH_INTERVAL", 3600.0
+        )
+        self.KOOGALLERY_CALL_LOG_RETENTION_DAYS = _integer(
+            environ, "KOOGALLERY_CALL_LOG_RETENTION_DAYS", 90
+        )
 
         self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(
             environ, "KOOGALLERY_TIMESTAMP_TOLERANCE", 60

@@ -36,6 +36,10 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
             configure_sqlite(db.engine)
 
     from app import health
+    from app.jobs import init_queue
+
+    init_queue(app)
+
     from app.kit import routes as kit_routes
     from app.license import routes as license_routes
     from app.notify import routes as notify_routes

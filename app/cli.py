@@ -12,12 +12,13 @@ from sqlalchemy import or_, select
 
 from app.devkeys import DEVELOPMENT_KEYS_FILE
 from app.extensions import db
+from app.jobs import queue, retry
 from app.license.service import deliver_license
 from app.licensing import InvalidLicense, public_key_pem, signing_key, verify_license
 from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.marketplace.commands import lifecycle_command, send_command, usage_push_command
 from app.marketplace.mock_marketplace import mock_command
-from app.models import CallLog
+from app.models import CallLog, Job, JobState
 from app.saas.service import complete_provisioning
 from app.security import (
     generate_private_key,
@@ -197,6 +198,56 @@ def rsa_keygen_command(out: str) -> None:
     click.echo(f"Private key written to {path}. Set KOOGALLERY_RSA_PRIVATE_KEY={path}")
     click.echo("\nPublic key for the app credential (应用凭证), Base64 without PEM lines:")
     click.echo(public_key_base64(key))
+
+
+@market.command("worker")
+@click.option("--workers", default=2, show_default=True, help="Threads running jobs.")
+def worker_command(workers: int) -> None:
+    """Run the job worker (provisioning, order details, chores) until stopped."""
+    huey_queue = queue()
+    if huey_queue.inline:
+        raise click.ClickException("KOOGALLERY_QUEUE=inline runs jobs in the calls: no worker")
+    consumer = huey_queue.huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=False
+    )
+    click.echo(f"worker: {current_app.config['KOOGALLERY_QUEUE']}, {workers} threads")
+    consumer.run()
+
+
+@market.command("jobs")
+@click.option("--failed", is_flag=True, help="Only dead letters and jobs waiting to retry.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def jobs_command(failed: bool, limit: int) -> None:
+    """List jobs, newest first, with the last error of each."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if failed:
+        query = query.where(Job.state.in_((JobState.DEAD, JobState.RETRYING)))
+    rows = db.session.scalars(query).all()
+    if not rows:
+        click.echo("No jobs.")
+        return
+    for job in rows:
+        instance_id = job.instance.instance_id if job.instance else "-"
+        click.echo(
+            f"{job.id:>6}  {job.kind:<12} {job.state:<9} attempts={job.attempts:<2} "
+            f"{instance_id:<36} {job.updated_at:%Y-%m-%d %H:%M:%S}  {job.last_error or ''}"
+        )
+
+
+@market.command("retry")
+@click.argument("job_id", type=int, required=False)
+@click.option("--all-failed", is_flag=True, help="Every dead letter.")
+def retry_command(job_id: int | None, all_failed: bool) -> None:
+    """Give a dead job (or all of them) a fresh set of attempts."""
+    if all_failed:
+        ids = list(db.session.scalars(select(Job.id).where(Job.state == JobState.DEAD)))
+    elif job_id is not None:
+        ids = [job_id]
+    else:
+        raise click.UsageError("name a JOB_ID or pass --all-failed")
+    for one in ids:
+        outcome = "re-enqueued" if retry(one) else "not retried (done, running or unknown)"
+        click.echo(f"job {one}: {outcome}")
 
 
 market.add_command(usage_push_command)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import commit_if_new, db
 from app.models import Instance, InstanceHistory, InstanceState, utcnow
@@ -25,28 +26,35 @@ class CallRefused(Exception):
 
 
 def claim_instance(
-    family: str, purchase_key: str, preferred_id: str, *, activity: str, **fields
+    family: str,
+    purchase_key: str,
+    preferred_id: str,
+    *,
+    activity: str,
+    on_claim=None,
+    **fields,
 ) -> tuple[Instance, bool]:
     """Insert a purchase's instance, or find it; True when this call must set it up.
 
     The unique purchase_key decides: the insert of a resend, or of a concurrent copy, fails,
     and the call finds the instance the first one made. A failed setup, or one presumed lost in
-    a crash, is taken over by exactly one resend.
+    a crash, is taken over by exactly one resend. `on_claim(instance)` adds rows that must be
+    committed together with the claim (the provisioning job: the outbox).
     """
     for instance_id in (preferred_id, str(uuid.uuid4())):
-        if _insert_instance(family, purchase_key, instance_id, activity, fields):
+        if _insert_instance(family, purchase_key, instance_id, activity, fields, on_claim):
             query = select(Instance).where(Instance.purchase_key == purchase_key)
             return db.session.scalars(query).one(), True
         query = select(Instance).where(Instance.purchase_key == purchase_key)
         existing = db.session.scalars(query).first()
         if existing is not None:
-            return existing, reclaim(existing)
+            return existing, reclaim(existing, on_claim)
         # The businessId is another purchase's instanceId (debug cases reuse typed values):
         # the documentation only recommends businessId, so take a fresh id instead.
     raise CallRefused(ResultCode.INTERNAL_ERROR, "instance_id_conflict")
 
 
-def _insert_instance(family, purchase_key, instance_id, activity, fields) -> bool:
+def _insert_instance(family, purchase_key, instance_id, activity, fields, on_claim) -> bool:
     """Insert and commit a new instance in provisioning; False if the database refuses it."""
     instance = Instance(
         family=family,
@@ -66,10 +74,18 @@ def _insert_instance(family, purchase_key, instance_id, activity, fields) -> boo
             test=fields.get("test", False),
         )
     )
+    if on_claim:
+        # Flush first, so that a duplicate is refused before the rows that depend on it exist.
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return False
+        on_claim(instance)
     return commit_if_new()
 
 
-def reclaim(instance: Instance) -> bool:
+def reclaim(instance: Instance, on_claim=None) -> bool:
     """Take over a failed setup, or one presumed lost in a crash, for another attempt."""
     retry_after = current_app.config["KOOGALLERY_PROVISIONING_RETRY_AFTER"]
     stale = utcnow() - timedelta(seconds=retry_after)
@@ -84,7 +100,11 @@ def reclaim(instance: Instance) -> bool:
             )
         )
         .values(state=InstanceState.PROVISIONING, failure_reason=None, updated_at=utcnow())
+        # Compared in SQL only: SQLite hands datetimes back without their zone.
+        .execution_options(synchronize_session=False)
     ).rowcount
+    if claimed == 1 and on_claim:
+        on_claim(instance)
     db.session.commit()
     db.session.refresh(instance)
     return claimed == 1

@@ -332,3 +332,49 @@ class LoginSession(db.Model):
     refresh_token_sealed: Mapped[str | None] = mapped_column(Text)
     access_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobState(StrEnum):
+    """Where a job is: waiting to run, running, waiting to retry, done, or dead (given up)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class Job(db.Model):
+    """A piece of provisioning work: the outbox row, the attempt count, and the dead letter.
+
+    The row is committed in the same transaction as the change that needs it (an instance in
+    `provisioning`), so a crash cannot lose one without the other; the task queue only carries
+    its id. A job that used up its attempts stays here as a dead letter with its last error.
+    """
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    instance_pk: Mapped[int | None] = mapped_column(ForeignKey("instance.id"), index=True)
+    # The hook's arguments, sealed: a purchase carries the buyer's phone and e-mail.
+    payload_sealed: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True, default=JobState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    run_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
+    )
+
+    instance: Mapped[Instance | None] = relationship()
+
+
+class Maintenance(db.Model):
+    """When each scheduled chore last ran, so that several workers do each one once."""
+
+    __tablename__ = "maintenance"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))

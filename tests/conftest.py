@@ -24,6 +24,9 @@ TEST_SETTINGS = {
     "KOOGALLERY_GENERAL_KEY": (GENERAL_KEY,),
     "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem(),
     "KOOGALLERY_RSA_PRIVATE_KEY": private_key_pem(generate_private_key(3072)),
+    # Jobs run inside the call; tests of the real queues choose their own.
+    "KOOGALLERY_QUEUE": "inline",
+    "KOOGALLERY_JOB_MAX_ATTEMPTS": 1,
 }
 
 

@@ -35,8 +35,15 @@ def server_environ(database_url: str, **settings) -> dict:
         for key, value in os.environ.items()
         if not key.startswith(("KOOGALLERY_", "SECRET_KEY", "DATABASE_URL"))
     }
-    # Four workers, so that concurrent calls really race each other in the database.
-    return {**environ, "DATABASE_URL": database_url, "WEB_CONCURRENCY": "4", **settings}
+    # Four workers, so that concurrent calls really race each other in the database; jobs run
+    # inside the calls unless a test starts a worker (tests/test_worker.py).
+    return {
+        **environ,
+        "DATABASE_URL": database_url,
+        "WEB_CONCURRENCY": "4",
+        "KOOGALLERY_QUEUE": "inline",
+        **settings,
+    }
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """`make demo`: the server and a mock marketplace on this machine, and every lifecycle run once.
 
 Starts the mock marketplace (open API and login), migrates a throw-away SQLite database, starts
-gunicorn with the development keys, runs `lifecycle` for every protocol generation against it,
-prints each step and a summary, and stops everything it started. Exit status 1 if any step failed.
+gunicorn with the development keys and the job worker, runs `lifecycle` for every protocol
+generation against them, prints each step and a summary, and stops everything it started. Exit
+status 1 if any step failed.
 """
 
 import os
@@ -78,6 +79,7 @@ def main() -> int:
                 "KOOGALLERY_API_BASE": mock.base_url,
                 "KOOGALLERY_API_CA_BUNDLE": mock.ca_bundle,
                 "KOOGALLERY_IDP_CA_BUNDLE": mock.ca_bundle,
+                "KOOGALLERY_QUEUE": f"sqlite:///{directory}/queue.db",
             }
             print(f"mock marketplace: {mock.base_url}")
             subprocess.run(  # noqa: S603 - our own venv's flask
@@ -96,6 +98,13 @@ def main() -> int:
                 stdout=server_log.open("w"),
                 stderr=subprocess.STDOUT,
             )
+            worker = subprocess.Popen(  # noqa: S603 - our own venv's flask
+                [str(BIN / "flask"), "--app", "wsgi", "market", "worker"],
+                cwd=ROOT,
+                env=environ,
+                stdout=server_log.open("a"),
+                stderr=subprocess.STDOUT,
+            )
             try:
                 wait_until_up(f"{base}/healthz", server)
                 print(f"merchant server: {base}\n")
@@ -108,8 +117,9 @@ def main() -> int:
                     print(f"{protocol}: {summary(results)}\n", flush=True)
                     totals.append((protocol, results))
             finally:
-                server.terminate()
-                server.wait(timeout=15)
+                for process in (server, worker):
+                    process.terminate()
+                    process.wait(timeout=15)
             failed = any(r.status != PASS for _, results in totals for r in results)
             if failed:
                 print("server log (last 40 lines):")

@@ -227,6 +227,17 @@ def poll_until_ready(r: Runner, fields: dict, attempts: int = 10) -> None:
     r.step("query until ready", "queryInstance", fields)
 
 
+def resend_until_ready(r: Runner, name: str, activity: str, fields: dict, attempts: int = 20):
+    """Send a V1 purchase until it is no longer 000004, as the marketplace retries it."""
+    for _ in range(attempts):
+        body = r.step(name, activity, {**fields, "businessId": fresh_id("B")})
+        if body is not None or r.results[-1].code != "000004":
+            return body
+        r.results.pop()
+        time.sleep(0.5)
+    return r.step(name, activity, {**fields, "businessId": fresh_id("B")})
+
+
 def signed_post_negatives(r: Runner, activity: str, fields: dict) -> None:
     """The checks the console cannot send: key, clock, replay, tampering, bad JSON, activity."""
     r.step(
@@ -273,7 +284,9 @@ def saas_v1(r: Runner, **_) -> None:
         "periodNumber": "1",
         "testFlag": r.test_flag,
     }
-    first = r.step("new purchase", "newInstance", {**purchase, "businessId": fresh_id("B")})
+    # V1 is synchronous: while the instance is provisioning the server answers 000004 and the
+    # marketplace sends the purchase again, with a new businessId each time.
+    first = resend_until_ready(r, "new purchase", "newInstance", purchase)
     r.require(first, "the new purchase")
     instance_id = (first or {}).get("instanceId", "")
     again = r.step(

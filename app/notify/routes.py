@@ -1,10 +1,11 @@
 """POST /notify: orderNotify, signed like a V2 call with the key bound to 通用接口."""
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.auth import require_v2_signature
 from app.dispatch import refuse
+from app.jobs import add_job, dispatch
 from app.notify import service
 from app.results import ResultCode, marketplace_answer
 from app.saas.schemas import Flag
@@ -34,15 +35,7 @@ def order_notify():
     notification = service.record_notification(
         data["orderId"], data["orderLineId"], data["testFlag"] == "1"
     )
-    response = marketplace_answer(ResultCode.SUCCESS)
     if service.needs_details(notification):
-        # After the answer is sent: query order may take seconds, the marketplace allows five.
-        app = current_app._get_current_object()
-        notification_id = notification.id
-
-        def fetch_after_answer():
-            with app.app_context():
-                service.fetch_details(notification_id)
-
-        response.call_on_close(fetch_after_answer)
-    return response
+        # A job: query order may take seconds, the marketplace allows five for the answer.
+        dispatch(add_job("fetch_order", None, {"notification_id": notification.id}))
+    return marketplace_answer(ResultCode.SUCCESS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from app.extensions import commit_if_new, db
+from app.jobs import dispatch, provision_purchase
 from app.lifecycle import (
     LIVE_STATES,
     CallRefused,
@@ -20,12 +21,11 @@ from app.lifecycle import (
     expires_at,
     live_instance,
     load_for_update,
-    mark_failed,
     mark_provisioned,
     record,
 )
 from app.models import Instance, InstanceState
-from app.provisioning import AppInfo, InProgress, Purchase, Renewal, Upgrade, get_provisioner
+from app.provisioning import AppInfo, Purchase, Renewal, Upgrade, get_provisioner
 from app.results import ResultCode
 
 log = logging.getLogger(__name__)
@@ -52,28 +52,39 @@ def purchase_key(protocol: str, order_id: str, order_line_id: str | None, produc
 
 
 def new_instance(purchase: Purchase) -> Provisioned:
-    """Create the purchase's instance once, provision it, and return it with its appInfo."""
-    instance, claimed = claim_purchase(purchase)
-    app_info = None
+    """Create the purchase's instance once and have it provisioned; return what is ready.
+
+    The provisioning job is committed with the instance (the outbox) and handed to the queue;
+    with KOOGALLERY_QUEUE=inline it has already run when this returns.
+    """
+    jobs = []
+    instance, claimed = claim_purchase(purchase, jobs)
     if claimed:
-        app_info = provision(instance, replace(purchase, instance_id=instance.instance_id))
+        dispatch(jobs[0])
+        db.session.refresh(instance)
     if instance.state == InstanceState.PROVISIONING:
         return Provisioned(instance, None)
     if instance.state == InstanceState.FAILED:
         raise CallRefused(ResultCode.INTERNAL_ERROR, "provisioning_failed")
-    return Provisioned(instance, app_info or get_provisioner().describe(instance))
+    return Provisioned(instance, get_provisioner().describe(instance))
 
 
-def claim_purchase(purchase: Purchase) -> tuple[Instance, bool]:
-    """Insert the purchase's instance, or find it; True when this call must provision it."""
+def claim_purchase(purchase: Purchase, jobs: list) -> tuple[Instance, bool]:
+    """Insert the purchase's instance, or find it; when claimed, add its provisioning job."""
     key = purchase_key(
         purchase.protocol, purchase.order_id, purchase.order_line_id, purchase.product_id
     )
+
+    def add_provisioning_job(instance: Instance) -> None:
+        purchase_for_instance = replace(purchase, instance_id=instance.instance_id)
+        jobs.append(provision_purchase(instance, purchase_for_instance))
+
     return claim_instance(
         FAMILY,
         key,
         purchase.instance_id,
         activity="newInstance",
+        on_claim=add_provisioning_job,
         protocol=purchase.protocol,
         order_id=purchase.order_id,
         order_line_id=purchase.order_line_id,
@@ -90,22 +101,6 @@ def claim_purchase(purchase: Purchase) -> tuple[Instance, bool]:
         trial=purchase.trial,
         test=purchase.test,
     )
-
-
-def provision(instance: Instance, purchase: Purchase) -> AppInfo | None:
-    """Run the hook's provision() and commit the outcome: active, still provisioning or failed."""
-    try:
-        outcome = get_provisioner().provision(instance, purchase)
-        if not isinstance(outcome, InProgress):
-            mark_provisioned(instance, "newInstance")
-        db.session.commit()
-        return None if isinstance(outcome, InProgress) else outcome
-    except Exception as error:
-        db.session.rollback()
-        log.exception("provisioning %s failed", instance.instance_id)
-        mark_failed(instance, "newInstance", error)
-        db.session.commit()
-        return None
 
 
 def complete_provisioning(instance_id: str) -> Instance:
