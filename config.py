@@ -188,6 +188,10 @@ class Config:
         # Seconds before the second attempt; each further one waits twice as long.
         self.KOOGALLERY_JOB_BACKOFF = _number(environ, "KOOGALLERY_JOB_BACKOFF", 2.0)
         self.KOOGALLERY_TICK_SECONDS = _number(environ, "KOOGALLERY_TICK_SECONDS", 30.0)
+        # A running job not finished in this long is presumed lost with its worker and re-run;
+        # an outbox row not enqueued in OUTBOX_GRACE seconds is presumed lost with its web process.
+        self.KOOGALLERY_JOB_LEASE = _number(environ, "KOOGALLERY_JOB_LEASE", 600.0)
+        self.KOOGALLERY_OUTBOX_GRACE = _number(environ, "KOOGALLERY_OUTBOX_GRACE", 30.0)
         self.KOOGALLERY_PURGE_INTERVAL = _number(environ, "KOOGALLERY_PURGE_INTERVAL", 3600.0)
         self.KOOGALLERY_USAGE_PUSH_INTERVAL = _number(
             environ, "KOOGALLERY_USAGE_PUSH_INTERVAL", 3600.0

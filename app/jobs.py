@@ -20,6 +20,7 @@ import logging
 import traceback
 from dataclasses import asdict
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
@@ -34,10 +35,15 @@ from app.sealing import seal, unseal
 
 log = logging.getLogger(__name__)
 
-# A running job whose worker has not finished it in this long is presumed dead and re-enqueued.
-RUNNING_LEASE = timedelta(minutes=10)
-# An outbox row not picked up in this long never reached the queue (a crash after the commit).
-PENDING_GRACE = timedelta(seconds=30)
+
+def running_lease() -> timedelta:
+    """How long a running job may take before its worker is presumed dead."""
+    return timedelta(seconds=current_app.config["KOOGALLERY_JOB_LEASE"])
+
+
+def outbox_grace() -> timedelta:
+    """How long an outbox row may wait before it is presumed never enqueued (a crash)."""
+    return timedelta(seconds=current_app.config["KOOGALLERY_OUTBOX_GRACE"])
 
 
 def make_huey(setting: str, instance_path: str):
@@ -172,7 +178,7 @@ def claimable():
     """Jobs that may start now: waiting ones, and running ones whose worker died."""
     return or_(
         Job.state.in_((JobState.PENDING, JobState.RETRYING)),
-        (Job.state == JobState.RUNNING) & (Job.updated_at < utcnow() - RUNNING_LEASE),
+        (Job.state == JobState.RUNNING) & (Job.updated_at < utcnow() - running_lease()),
     )
 
 
@@ -269,9 +275,9 @@ def sweep_outbox() -> int:
     now = utcnow()
     stale = select(Job.id).where(
         or_(
-            (Job.state == JobState.PENDING) & (Job.created_at < now - PENDING_GRACE),
-            (Job.state == JobState.RETRYING) & (Job.run_after < now - PENDING_GRACE),
-            (Job.state == JobState.RUNNING) & (Job.updated_at < now - RUNNING_LEASE),
+            (Job.state == JobState.PENDING) & (Job.created_at < now - outbox_grace()),
+            (Job.state == JobState.RETRYING) & (Job.run_after < now - outbox_grace()),
+            (Job.state == JobState.RUNNING) & (Job.updated_at < now - running_lease()),
         )
     )
     job_ids = list(db.session.scalars(stale))
@@ -313,7 +319,8 @@ def push_usage() -> int:
             records.append(
                 usage_record(
                     instance.instance_id,
-                    usage.usage_value,
+                    # usage_value: > 0 with at most 4 decimals (spec open-api.md).
+                    round(Decimal(usage.usage_value), 4),
                     end - timedelta(seconds=current_app.config["KOOGALLERY_USAGE_PUSH_INTERVAL"]),
                     end,
                     metering_sn=f"{instance.instance_id}-{end:%Y%m%d%H%M%S}",
@@ -323,6 +330,6 @@ def push_usage() -> int:
     for start in range(0, len(records), 1000):
         try:
             client.push_usage(records[start : start + 1000])
-        except MarketplaceError as error:
-            log.warning("usage push failed: %s", error.code or error)
+        except (MarketplaceError, ValueError) as error:
+            log.warning("usage push failed: %s", getattr(error, "code", None) or error)
     return len(records)

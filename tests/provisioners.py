@@ -1,5 +1,7 @@
 """Provisioners for tests, named in KOOGALLERY_PROVISIONER like a merchant's own."""
 
+import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -93,3 +95,20 @@ class LaterIssuer(LicenseIssuer):
 
     def issue(self, request):
         return LATER
+
+
+class AlwaysFailingProvisioner(TenantAccountProvisioner):
+    """A backend that is down: every attempt fails."""
+
+    def provision(self, instance, purchase):
+        raise ConnectionError("provisioning backend unreachable")
+
+
+class SleepyProvisioner(TenantAccountProvisioner):
+    """Takes KOOGALLERY_TEST_PROVISION_SECONDS (default 8) before creating the account."""
+
+    def provision(self, instance, purchase):
+        # Slow work first, database writes after: a long transaction would lock SQLite.
+        time.sleep(float(os.environ.get("KOOGALLERY_TEST_PROVISION_SECONDS", "8")))
+        calls.append(("provision", purchase))
+        return super().provision(instance, purchase)
