@@ -167,14 +167,15 @@ def license_public_key_command() -> None:
 @click.option("--file", "license_file", type=click.File(), required=True)
 def deliver_license_command(event_id: str, license_file) -> None:
     """Store an asynchronously issued licence and upload it for the marketplace's event."""
-    client = MarketplaceClient.from_config(current_app.config)
-    if client is None:
+    if MarketplaceClient.from_config(current_app.config) is None:
         raise click.ClickException("KOOGALLERY_AK and KOOGALLERY_SK are needed to upload")
     try:
-        license = deliver_license(event_id, license_file.read().strip(), client)
+        license = deliver_license(event_id, license_file.read().strip())
     except (LookupError, MarketplaceError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"licence for event {event_id} delivered ({license.state})")
+    db.session.refresh(license)
+    upload = "uploaded" if license.delivered_at else "upload queued"
+    click.echo(f"licence for event {event_id} stored ({license.state}), {upload}")
 
 
 @market.command("rsa-keygen")

@@ -26,11 +26,12 @@ from pathlib import Path
 from flask import Flask, current_app, has_app_context
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.lifecycle import mark_failed, mark_provisioned
 from app.models import CallLog, Instance, InstanceState, Job, JobState, Maintenance, utcnow
-from app.provisioning import InProgress, Purchase, get_provisioner
+from app.provisioning import InProgress, Purchase, Renewal, Upgrade, get_provisioner
 from app.sealing import seal, unseal
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ def run_job(job_id: int) -> None:
         job.state = JobState.DONE
         job.last_error = None
         db.session.commit()
+        enqueue_next(job)
     except Exception as error:
         db.session.rollback()
         log.exception("job %s (%s) failed", job_id, job.kind)
@@ -174,11 +176,43 @@ def run_job(job_id: int) -> None:
         session.expire_on_commit = True
 
 
+def enqueue_next(job: Job) -> None:
+    """Enqueue the instance's next waiting job, which waited for this one to finish."""
+    if job.instance_pk is None:
+        return
+    next_id = db.session.scalar(
+        select(Job.id)
+        .where(Job.instance_pk == job.instance_pk, Job.id > job.id, Job.state == JobState.PENDING)
+        .order_by(Job.id)
+        .limit(1)
+    )
+    db.session.commit()
+    if next_id is not None:
+        queue().enqueue(next_id)
+
+
 def claimable():
-    """Jobs that may start now: waiting ones, and running ones whose worker died."""
-    return or_(
-        Job.state.in_((JobState.PENDING, JobState.RETRYING)),
-        (Job.state == JobState.RUNNING) & (Job.updated_at < utcnow() - running_lease()),
+    """Jobs that may start now: waiting ones, and running ones whose worker died.
+
+    An instance's jobs run in the order the marketplace's calls made them (freeze before
+    unfreeze before release): a job waits while an earlier one of its instance is unfinished.
+    """
+    earlier = aliased(Job)
+    unfinished_earlier = (
+        select(earlier.id)
+        .where(
+            earlier.instance_pk == Job.instance_pk,
+            earlier.id < Job.id,
+            earlier.state.not_in((JobState.DONE, JobState.DEAD)),
+        )
+        .exists()
+    )
+    return (
+        or_(
+            Job.state.in_((JobState.PENDING, JobState.RETRYING)),
+            (Job.state == JobState.RUNNING) & (Job.updated_at < utcnow() - running_lease()),
+        )
+        & ~unfinished_earlier
     )
 
 
@@ -191,6 +225,7 @@ def give_up_or_retry(job: Job, error: Exception) -> None:
         if job.kind == "provision" and job.instance is not None:
             mark_failed(job.instance, "newInstance", error)
         db.session.commit()
+        enqueue_next(job)
         return
     delay = config["KOOGALLERY_JOB_BACKOFF"] * 2 ** (job.attempts - 1)
     job.state = JobState.RETRYING
@@ -216,7 +251,34 @@ def run_fetch_order(job: Job, payload: dict) -> None:
     fetch_details(payload["notification_id"])
 
 
-HANDLERS = {"provision": run_provision, "fetch_order": run_fetch_order}
+def run_hook(job: Job, payload: dict) -> None:
+    """Call the hook behind a change the marketplace call has already committed."""
+    provisioner = get_provisioner()
+    if job.kind == "renew":
+        provisioner.renew(job.instance, Renewal(**payload))
+    elif job.kind == "upgrade":
+        provisioner.upgrade(job.instance, Upgrade(**payload))
+    else:  # freeze, unfreeze, release
+        getattr(provisioner, job.kind)(job.instance)
+
+
+def run_upload_license(job: Job, payload: dict) -> None:
+    """Upload a licence an asynchronous issuer produced (字符串/文件流上传)."""
+    from app.license.service import upload_license
+
+    upload_license(payload["license_id"])
+
+
+HANDLERS = {
+    "provision": run_provision,
+    "renew": run_hook,
+    "freeze": run_hook,
+    "unfreeze": run_hook,
+    "upgrade": run_hook,
+    "release": run_hook,
+    "fetch_order": run_fetch_order,
+    "upload_license": run_upload_license,
+}
 
 
 def retry(job_id: int) -> bool:

@@ -217,3 +217,30 @@ def test_chores_purge_and_push_usage_on_short_intervals(
         assert count(CallLog) == old_calls - 1
     pushed = [record for record in open_api.usage_records if record["instance_id"] == "b-queue"]
     assert pushed and pushed[0]["usage_value"] == "12.3457"
+
+
+def test_an_instances_jobs_run_in_the_order_of_the_calls(
+    app, marketplace, sqlite_queue, use_provisioner
+):
+    use_provisioner("tests.provisioners:RecordingProvisioner")
+    buy(marketplace)
+    drain(sqlite_queue, app)
+    for status in ("FREEZE", "UNFREEZE"):
+        marketplace.saas_v2("updateInstanceStatus", instanceId="b-queue", status=status)
+    marketplace.saas_v2("releaseInstance", instanceId="b-queue")
+    # The queue hands the jobs out newest first; each must still wait for the one before it.
+    for _ in iter(sqlite_queue.huey.dequeue, None):
+        pass
+    with app.app_context():
+        job_ids = list(db.session.scalars(select(Job.id).where(Job.kind != "provision")))
+        for job_id in reversed(job_ids):
+            queue().enqueue(job_id)
+    drain(sqlite_queue, app)
+    assert [name for name, _ in provisioners.calls] == [
+        "provision",
+        "freeze",
+        "unfreeze",
+        "release",
+    ]
+    with app.app_context():
+        assert set(db.session.scalars(select(Job.state))) == {"done"}

@@ -9,9 +9,11 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.extensions import commit_if_new, db
+from app.jobs import add_job, dispatch
 from app.licensing import LATER, LicenseRequest, get_issuer
 from app.lifecycle import (
     CallRefused,
@@ -283,8 +285,8 @@ def quota_used_up(instance: Instance) -> bool:
     return used >= quantity
 
 
-def deliver_license(event_id: str, text: str, client: MarketplaceClient | None) -> License:
-    """Store the licence an async issuer produced and upload it for the marketplace's event."""
+def deliver_license(event_id: str, text: str) -> License:
+    """Store the licence an async issuer produced; a job uploads it for the marketplace's event."""
     query = (
         select(License)
         .where(License.event_id == event_id)
@@ -299,12 +301,21 @@ def deliver_license(event_id: str, text: str, client: MarketplaceClient | None) 
         license.license_text = text
         license.state = LicenseState.ACTIVE
         record_license(license, "issued", "deliver", None)
-    if client is not None:
-        client.upload_license(event_id, characters=license.license_text)
-        license.delivered_at = utcnow()
-        record_license(license, "delivered", "upload", None)
+    job = add_job("upload_license", None, {"license_id": license.id})
     db.session.commit()
+    dispatch(job)
     return license
+
+
+def upload_license(license_id: int) -> None:
+    """Upload a stored licence to the marketplace's event (the upload_license job)."""
+    license = db.session.get(License, license_id)
+    client = MarketplaceClient.from_config(current_app.config)
+    if client is None:
+        raise LookupError("KOOGALLERY_AK and KOOGALLERY_SK are needed to upload a licence")
+    client.upload_license(license.event_id, characters=license.license_text)
+    license.delivered_at = utcnow()
+    record_license(license, "delivered", "upload", None)
 
 
 def refused(code: ResultCode, reason: str) -> CallRefused:

@@ -6,12 +6,12 @@ resent upgrade or renewal a no-op. `000000` is only answered after the commit.
 """
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import select
 
 from app.extensions import commit_if_new, db
-from app.jobs import dispatch, provision_purchase
+from app.jobs import add_job, dispatch, provision_purchase
 from app.lifecycle import (
     LIVE_STATES,
     CallRefused,
@@ -133,13 +133,13 @@ def renew(instance_id: str, renewal: Renewal, activity: str) -> Instance:
         period_type=renewal.period_type or instance.period_type,
         period_number=renewal.period_number or instance.period_number,
     )
-    if instance.state in LIVE_STATES:
-        get_provisioner().renew(instance, renewal)
+    job = add_job("renew", instance, asdict(renewal)) if instance.state in LIVE_STATES else None
     record(
         instance, "renewed", activity, changes, renewal.order_id, renewal.order_line_id, once_key
     )
     # A concurrent twin of this order may have committed first: then it did the work.
-    commit_if_new()
+    if commit_if_new() and job is not None:
+        dispatch(job)
     return instance
 
 
@@ -147,13 +147,15 @@ def set_frozen(instance_id: str, frozen: bool, activity: str, order_id: str | No
     """Freeze or unfreeze; a repeat of the current state succeeds without doing anything."""
     instance = live_instance(instance_id, FAMILY)
     target = InstanceState.FROZEN if frozen else InstanceState.ACTIVE
+    job = None
     if instance.state != target and instance.state in LIVE_STATES:
-        provisioner = get_provisioner()
-        (provisioner.freeze if frozen else provisioner.unfreeze)(instance)
+        job = add_job("freeze" if frozen else "unfreeze", instance, {})
         changes = {"state": [instance.state, target]}
         instance.state = target
         record(instance, "frozen" if frozen else "unfrozen", activity, changes, order_id)
     db.session.commit()
+    if job is not None:
+        dispatch(job)
     return instance
 
 
@@ -166,12 +168,15 @@ def release(instance_id: str, activity: str, order_id=None, order_line_id=None) 
     if instance.state == InstanceState.PROVISIONING:
         db.session.rollback()
         raise CallRefused(ResultCode.IN_PROGRESS, "instance_provisioning")
+    job = None
     if instance.state != InstanceState.RELEASED:
-        get_provisioner().release(instance)
+        job = add_job("release", instance, {})
         changes = {"state": [instance.state, InstanceState.RELEASED]}
         instance.state = InstanceState.RELEASED
         record(instance, "released", activity, changes, order_id, order_line_id)
     db.session.commit()
+    if job is not None:
+        dispatch(job)
     return instance
 
 
@@ -187,11 +192,11 @@ def upgrade(instance_id: str, change: Upgrade, activity: str) -> Instance:
         product_id=change.product_id or instance.product_id,
         spec=dict(change.spec) or instance.spec,
     )
-    if instance.state in LIVE_STATES:
-        get_provisioner().upgrade(instance, change)
+    job = add_job("upgrade", instance, asdict(change)) if instance.state in LIVE_STATES else None
     record(instance, "upgraded", activity, changes, change.order_id, change.order_line_id, once_key)
     # A concurrent twin of this order may have committed first: then it did the work.
-    commit_if_new()
+    if commit_if_new() and job is not None:
+        dispatch(job)
     return instance
 
 
