@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test demo lint format migrate clean
+.PHONY: run test demo demo-slow lint format migrate clean
 
 # Runtime packages only: what the Dockerfile installs too.
 $(VENV)/.runtime: requirements.txt
@@ -35,6 +35,10 @@ test: $(VENV)/.dev lint
 ## make demo: server + mock marketplace here, every lifecycle run against them, then stop.
 demo: $(VENV)/.runtime
 	$(BIN)/python -m app.marketplace.demo
+
+## make demo-slow: the same with an 8-second provisioner; the calls still answer at once.
+demo-slow: $(VENV)/.runtime
+	$(BIN)/python -m app.marketplace.demo --slow-provisioner
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .

@@ -13,6 +13,7 @@ handle them like real ones, but create nothing billable.
 import importlib
 import secrets
 import string
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -223,6 +224,21 @@ class TenantAccountProvisioner(Provisioner):
         if account is None and required:
             raise LookupError(f"instance {instance.instance_id} has no tenant account")
         return account
+
+
+class SlowDemoProvisioner(TenantAccountProvisioner):
+    """The default, after 8 seconds of pretend work: for `make demo-slow`.
+
+    It shows the point of the job queue: the marketplace's 5-second call is answered at once,
+    and queryInstance reports 000004 until the work is done.
+    """
+
+    seconds = 8.0
+
+    def provision(self, instance: Instance, purchase: Purchase) -> AppInfo:
+        """Wait, then create the account (slow work before database writes)."""
+        time.sleep(self.seconds)
+        return super().provision(instance, purchase)
 
 
 def load_provisioner(config: Mapping) -> Provisioner:

@@ -51,8 +51,9 @@ def wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> No
     raise SystemExit(f"the server did not answer {url} in {seconds:.0f} s")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit status."""
+    slow = "--slow-provisioner" in (argv if argv is not None else sys.argv[1:])
     load_dotenv(ROOT / ".env")  # as wsgi.py does, so that both sides use the same keys
     from app import create_app
     from app.marketplace.lifecycle import PASS, run_lifecycle, summary
@@ -81,6 +82,10 @@ def main() -> int:
                 "KOOGALLERY_IDP_CA_BUNDLE": mock.ca_bundle,
                 "KOOGALLERY_QUEUE": f"sqlite:///{directory}/queue.db",
             }
+            if slow:
+                # Each purchase takes 8 s in the worker; the calls must still answer at once.
+                environ["KOOGALLERY_PROVISIONER"] = "app.provisioning:SlowDemoProvisioner"
+                print("provisioner: 8 s per purchase, in the job worker")
             print(f"mock marketplace: {mock.base_url}")
             subprocess.run(  # noqa: S603 - our own venv's flask
                 [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],

@@ -214,24 +214,35 @@ def saas_v2(r: Runner, **_) -> None:
     )
 
 
-def poll_until_ready(r: Runner, fields: dict, attempts: int = 10) -> None:
+def poll_until_ready(r: Runner, fields: dict, attempts: int = 60) -> None:
     """Query until the instance is ready, as the marketplace polls after an async purchase."""
-    for _ in range(attempts):
+    started = time.monotonic()
+    for waited in range(attempts):
         if r.stopped:
             break
         body = r.step("query until ready", "queryInstance", fields, expect="000000")
         if body is not None or r.results[-1].code != "000004":
+            note_waiting(r, waited, started)
             return
         r.results.pop()
         time.sleep(0.5)
     r.step("query until ready", "queryInstance", fields)
 
 
-def resend_until_ready(r: Runner, name: str, activity: str, fields: dict, attempts: int = 20):
+def note_waiting(r: Runner, waited: int, started: float) -> None:
+    """Say on the step's line how long the instance was in progress (000004)."""
+    if waited:
+        seconds = time.monotonic() - started
+        r.results[-1].messages.append(f"ready after {waited} × 000004 in {seconds:.1f} s")
+
+
+def resend_until_ready(r: Runner, name: str, activity: str, fields: dict, attempts: int = 60):
     """Send a V1 purchase until it is no longer 000004, as the marketplace retries it."""
-    for _ in range(attempts):
+    started = time.monotonic()
+    for waited in range(attempts):
         body = r.step(name, activity, {**fields, "businessId": fresh_id("B")})
         if body is not None or r.results[-1].code != "000004":
+            note_waiting(r, waited, started)
             return body
         r.results.pop()
         time.sleep(0.5)
