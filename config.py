@@ -200,6 +200,10 @@ class Config:
             environ, "KOOGALLERY_CALL_LOG_RETENTION_DAYS", 90
         )
 
+        # The operator console (/console): a password, in clear or as a werkzeug hash
+        # (scrypt:… / pbkdf2:…). Without one the console is closed.
+        self.KOOGALLERY_CONSOLE_PASSWORD = environ.get("KOOGALLERY_CONSOLE_PASSWORD") or None
+
         self.KOOGALLERY_TIMESTAMP_TOLERANCE = _integer(
             environ, "KOOGALLERY_TIMESTAMP_TOLERANCE", 60
         )

@@ -40,6 +40,7 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
 
     init_queue(app)
 
+    from app.console import routes as console_routes
     from app.kit import routes as kit_routes
     from app.license import routes as license_routes
     from app.notify import routes as notify_routes
@@ -53,6 +54,7 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
     app.register_blueprint(notify_routes.bp)
     app.register_blueprint(oauth_routes.bp)
     app.register_blueprint(oauth_routes.demo)
+    app.register_blueprint(console_routes.bp)
 
     from app.calllog import record_call
     from app.errors import register_error_handlers

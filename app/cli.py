@@ -119,6 +119,10 @@ def keys_command() -> None:
             "\nLicence public key (build it into your software to verify licences offline):\n"
             + public_key_pem(signing_key(config))
         )
+    if "KOOGALLERY_CONSOLE_PASSWORD" in generated:
+        click.echo(
+            f"\nOperator console: /console, password {config['KOOGALLERY_CONSOLE_PASSWORD']}"
+        )
     port = os.environ.get("PORT", "5000")
     click.echo(f"\nTry it:  curl -s http://127.0.0.1:{port}/healthz")
 

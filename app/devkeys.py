@@ -26,6 +26,7 @@ GENERATORS = {
     **{setting: lambda: str(uuid.uuid4()) for setting in KEY_SETTINGS},
     "KOOGALLERY_RSA_PRIVATE_KEY": lambda: private_key_pem(generate_private_key(3072)),
     "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem,
+    "KOOGALLERY_CONSOLE_PASSWORD": lambda: secrets.token_urlsafe(12),
 }
 GENERATED_SETTINGS = tuple(GENERATORS)
 # Without these, production has nothing to verify the marketplace's calls with.
@@ -34,6 +35,7 @@ REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "KOOGALLERY_BASIC_KEY")
 OPTIONAL_IN_PRODUCTION = {
     "KOOGALLERY_LICENSE_SIGNING_KEY": "License calls that issue licences answer 000005",
     "KOOGALLERY_AK": "query order, usage push and licence upload are unavailable",
+    "KOOGALLERY_CONSOLE_PASSWORD": "the operator console (/console) is closed",
 }
 
 

@@ -378,3 +378,13 @@ class Maintenance(db.Model):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleLoginFailure(db.Model):
+    """A failed operator login, counted per address to slow down password guessing."""
+
+    __tablename__ = "console_login_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -1,0 +1,1 @@
+"""The operator console: customers, licences, tenants, calls and jobs in a browser (/console)."""
