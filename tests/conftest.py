@@ -1,4 +1,5 @@
 import os
+import shutil
 import threading
 
 import pytest
@@ -28,6 +29,8 @@ TEST_SETTINGS = {
     "KOOGALLERY_QUEUE": "inline",
     "KOOGALLERY_JOB_MAX_ATTEMPTS": 1,
 }
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def pytest_report_header(config):
@@ -102,6 +105,36 @@ def live_server(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium with the flags this closed network needs."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1000,700",
+        # The mock identity domain serves a self-signed certificate.
+        "--ignore-certificate-errors",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture

@@ -225,8 +225,15 @@ def calls():
 def call(call_id: int):
     """Show one call: the redacted request, our answer, and what to check if it failed."""
     row = db.get_or_404(CallLog, call_id)
+    # A new purchase names only its order; later calls name the instance.
+    related = select(Instance).where(
+        (Instance.instance_id == row.instance_id)
+        if row.instance_id
+        else (Instance.order_id == row.order_id)
+    )
     return render_template(
         "console/call.html",
+        instance=db.session.scalars(related).first() if (row.instance_id or row.order_id) else None,
         call=row,
         params=json.dumps(row.params, ensure_ascii=False, indent=2),
         answer=json.dumps(row.answer, ensure_ascii=False, indent=2),
@@ -378,8 +385,10 @@ def tenant(tenant_id: str):
         select(KitUser).where(KitUser.tenant_pk == row.id).order_by(KitUser.user_name)
     ).all()
     departments = db.session.scalars(select(Department).where(Department.tenant_pk == row.id)).all()
+    names = {department.org_code: department.org_name for department in departments}
     return render_template(
         "console/tenant.html",
+        department_names=names,
         tenant=row,
         credentials=credentials,
         users=users,
