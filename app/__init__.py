@@ -58,8 +58,10 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
 
     from app.calllog import record_call
     from app.errors import register_error_handlers
+    from app.headers import add_security_headers
 
     app.after_request(record_call)
+    add_security_headers(app)
     register_error_handlers(app)
 
     from app.cli import register_cli

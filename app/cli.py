@@ -2,14 +2,16 @@
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
+from app.auth import purge_expired_nonces
 from app.devkeys import DEVELOPMENT_KEYS_FILE
 from app.extensions import db
 from app.jobs import queue, retry
@@ -18,7 +20,7 @@ from app.licensing import InvalidLicense, public_key_pem, signing_key, verify_li
 from app.marketplace.client import MarketplaceClient, MarketplaceError
 from app.marketplace.commands import lifecycle_command, send_command, usage_push_command
 from app.marketplace.mock_marketplace import mock_command
-from app.models import CallLog, Job, JobState
+from app.models import CallLog, Job, JobState, utcnow
 from app.saas.service import complete_provisioning
 from app.security import (
     generate_private_key,
@@ -203,6 +205,20 @@ def rsa_keygen_command(out: str) -> None:
     click.echo(f"Private key written to {path}. Set KOOGALLERY_RSA_PRIVATE_KEY={path}")
     click.echo("\nPublic key for the app credential (应用凭证), Base64 without PEM lines:")
     click.echo(public_key_base64(key))
+
+
+@market.command("prune")
+@click.option(
+    "--days", type=click.IntRange(0), help="Keep this many days of call log (default: the setting)."
+)
+def prune_command(days: int | None) -> None:
+    """Delete call-log rows past the retention and expired nonces now."""
+    days = current_app.config["KOOGALLERY_CALL_LOG_RETENTION_DAYS"] if days is None else days
+    cutoff = utcnow() - timedelta(days=days)
+    calls = db.session.execute(delete(CallLog).where(CallLog.created_at < cutoff)).rowcount
+    db.session.commit()
+    nonces = purge_expired_nonces(force=True)
+    click.echo(f"deleted {calls} call-log rows older than {days} days and {nonces} expired nonces")
 
 
 @market.command("worker")

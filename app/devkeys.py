@@ -77,8 +77,30 @@ def apply_development_keys(config: dict, instance_path: str | Path) -> list[str]
     return missing
 
 
+# Values from the documentation and examples: anybody could sign with them.
+WELL_KNOWN_KEYS = {
+    "xxxxxxx",
+    "ebf72724-bacc-414b-a86b-fda5bcc8153c",
+    "6f1c2b7e-0d3a-4c5e-9b8a-123456789abc",
+    "TEST_BASIC_ACCESS_KEY_456",
+    "TEST_KIT_ACCESS_KEY_123",
+}
+WEAK_SECRETS = {"secret", "dev", "development", "changeme", "change-me", "secret-key"}
+MIN_SECRET_KEY_LENGTH = 16
+
+
 def check_production_config(config: dict) -> None:
     """Refuse to start in production without the secrets a real deployment needs."""
+    if config.get("DEBUG"):
+        raise ConfigError("KOOGALLERY_ENV=production refuses Flask debug mode (unset FLASK_DEBUG)")
+    secret = config.get("SECRET_KEY") or ""
+    if secret and (secret.lower() in WEAK_SECRETS or len(secret) < MIN_SECRET_KEY_LENGTH):
+        raise ConfigError(
+            f"SECRET_KEY is too weak for production: use {MIN_SECRET_KEY_LENGTH}+ random characters"
+        )
+    for name in KEY_SETTINGS:
+        if WELL_KNOWN_KEYS & set(parse_key_ring(config.get(name))):
+            raise ConfigError(f"{name} holds an example key from the documentation")
     missing = [name for name in REQUIRED_IN_PRODUCTION if not config.get(name)]
     if config.get("KOOGALLERY_KIT_KEY") and not config.get("KOOGALLERY_RSA_PRIVATE_KEY"):
         # applicationSync sends the OAuth client secret encrypted with our RSA public key.

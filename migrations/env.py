@@ -10,8 +10,9 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the app's loggers working when migrations run inside the app (tests, make run).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Logging is the app's (create_app configures it); alembic.ini's setup only serves a bare run.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 

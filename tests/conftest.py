@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 import threading
@@ -7,14 +8,21 @@ from flask_migrate import upgrade
 from sqlalchemy import delete, text
 from werkzeug.serving import make_server
 
-from app import create_app
+from app import create_app, provisioning
 from app.extensions import db
 from app.licensing import generate_signing_key_pem
 from app.marketplace.mock_api import MockOpenApi
 from app.marketplace.mock_idp import MockIdentityProvider
 from app.security import generate_private_key, private_key_pem
 from tests import probe, provisioners
-from tests.marketplace import BASIC_KEY, GENERAL_KEY, KIT_KEY, LICENSE_KEY, Marketplace
+from tests.marketplace import (
+    BASIC_KEY,
+    GENERAL_KEY,
+    KIT_KEY,
+    LICENSE_KEY,
+    SECOND_BASIC_KEY,
+    Marketplace,
+)
 
 TEST_SETTINGS = {
     "TESTING": True,
@@ -36,6 +44,79 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 def pytest_report_header(config):
     backend = os.environ.get("DATABASE_URL", "sqlite").split(":")[0]
     return f"database: {backend} (set DATABASE_URL to choose)"
+
+
+# ------------------------------------------------------------------------------ secret scan
+# Every log record of the whole run is kept and, at the end, searched for the configured keys,
+# the passwords the provisioner generated and the test customers' contact data. One hit fails
+# the run (pytest_sessionfinish), whichever test logged it.
+
+
+class LogCollector(logging.Handler):
+    """Keep the formatted text (with tracebacks) of every log record."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record):
+        self.texts.append(logging.Formatter("%(name)s %(message)s").format(record))
+
+
+LOGS = LogCollector()
+GENERATED_PASSWORDS: list[str] = []
+CONTACT_DATA = ["15905222222", "13800138000", "18688888888", "zhangsan@example.com"]
+OTHER_SECRETS = ["correct horse battery staple", "client-secret-0001", "Probe-Pa55word!"]
+
+
+def secrets_to_scan() -> list[str]:
+    """Return every value that must never appear in a log line."""
+    values = [
+        TEST_SETTINGS["SECRET_KEY"],
+        *(
+            key
+            for name in ("BASIC", "KIT", "LICENSE", "GENERAL")
+            for key in TEST_SETTINGS[f"KOOGALLERY_{name}_KEY"]
+        ),
+        SECOND_BASIC_KEY,
+        # A line from the middle of each private key's PEM.
+        TEST_SETTINGS["KOOGALLERY_RSA_PRIVATE_KEY"].splitlines()[5],
+        TEST_SETTINGS["KOOGALLERY_LICENSE_SIGNING_KEY"].splitlines()[1],
+        *GENERATED_PASSWORDS,
+        *CONTACT_DATA,
+        *OTHER_SECRETS,
+    ]
+    return [value for value in values if value]
+
+
+def leaked_secrets(texts: list[str], values: list[str]) -> list[str]:
+    """Return the values that appear in any of the texts."""
+    joined = "\n".join(texts)
+    return [value for value in values if value in joined]
+
+
+def pytest_configure(config):
+    logging.getLogger().addHandler(LOGS)
+    original = provisioning.generate_password
+
+    def recorded(*args, **kwargs):
+        password = original(*args, **kwargs)
+        GENERATED_PASSWORDS.append(password)
+        return password
+
+    provisioning.generate_password = recorded
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaks = leaked_secrets(LOGS.texts, secrets_to_scan())
+    if leaks:
+        print(f"\nSECRETS IN LOG LINES: {len(leaks)} value(s), e.g. {leaks[0][:4]}…")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        print(
+            f"\nlog scan: {len(LOGS.texts)} log records, {len(secrets_to_scan())} secret values,"
+            " none found"
+        )
 
 
 @pytest.fixture(scope="session")

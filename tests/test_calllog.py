@@ -170,3 +170,22 @@ def test_market_calls_failed_only_and_limit(app, marketplace, runner):
 
 def test_market_calls_with_no_calls(runner):
     assert runner.invoke(args=["market", "calls"]).output == "No calls recorded.\n"
+
+
+def test_market_prune_deletes_old_call_log_rows_and_expired_nonces(app, marketplace, runner):
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from app.models import SeenNonce, utcnow
+
+    send_calls_with_personal_data(marketplace)
+    with app.app_context():
+        old = db.session.scalars(select(CallLog).order_by(CallLog.id)).first()
+        old.created_at = utcnow() - timedelta(days=100)
+        db.session.add(SeenNonce(scope="v2", nonce="old", expires_at=utcnow() - timedelta(days=1)))
+        db.session.commit()
+    output = runner.invoke(args=["market", "prune", "--days", "90"]).output
+    assert output.startswith("deleted 1 call-log rows older than 90 days and 1 expired nonces")
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CallLog)) == 4

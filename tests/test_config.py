@@ -30,7 +30,7 @@ def test_production_refuses_a_kit_key_without_the_rsa_key(instance_dir, database
     environ = {
         "KOOGALLERY_ENV": "production",
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "s",
+        "SECRET_KEY": "a-production-secret-key-of-some-length",
         "KOOGALLERY_BASIC_KEY": "b",
         "KOOGALLERY_KIT_KEY": "k",
     }
@@ -42,7 +42,7 @@ def test_production_starts_with_its_keys_and_generates_nothing(instance_dir, dat
     environ = {
         "KOOGALLERY_ENV": "production",
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "s",
+        "SECRET_KEY": "a-production-secret-key-of-some-length",
         "KOOGALLERY_BASIC_KEY": "b1,b2",
     }
     app = create_app(environ=environ)
@@ -131,3 +131,38 @@ def test_a_keys_file_from_an_older_version_gains_the_new_keys(instance_dir):
     assert saved["SECRET_KEY"] == "kept" and saved["KOOGALLERY_BASIC_KEY"] == "kept-basic"
     assert "KOOGALLERY_LICENSE_SIGNING_KEY" in saved
     assert load_development_keys(instance_dir) == saved
+
+
+PRODUCTION = {
+    "KOOGALLERY_ENV": "production",
+    "SECRET_KEY": "a-production-secret-key-of-some-length",
+    "KOOGALLERY_BASIC_KEY": "a-real-key",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SECRET_KEY": "changeme"}, "SECRET_KEY is too weak"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY is too weak"),
+        ({"KOOGALLERY_BASIC_KEY": "mine,ebf72724-bacc-414b-a86b-fda5bcc8153c"}, "example key"),
+        ({"KOOGALLERY_KIT_KEY": "TEST_KIT_ACCESS_KEY_123"}, "example key"),
+    ],
+)
+def test_production_refuses_weak_or_example_secrets(instance_dir, database_url, change, message):
+    with pytest.raises(ConfigError, match=message):
+        create_app(environ={**PRODUCTION, "DATABASE_URL": database_url, **change})
+
+
+def test_production_refuses_debug_mode(instance_dir, database_url):
+    with pytest.raises(ConfigError, match="debug"):
+        create_app({"DEBUG": True}, environ={**PRODUCTION, "DATABASE_URL": database_url})
+
+
+def test_production_cookies_are_secure_http_only_and_same_site(instance_dir, database_url):
+    app = create_app(environ={**PRODUCTION, "DATABASE_URL": database_url})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    response = app.test_client().get("/healthz")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -391,3 +391,17 @@ def test_market_rsa_keygen_prints_the_public_key_as_the_console_wants(runner, tm
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     again = runner.invoke(args=["market", "rsa-keygen", "--out", str(out)])
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_a_department_list_over_the_limit_is_refused(app, marketplace, monkeypatch):
+    from app.kit import schemas
+
+    monkeypatch.setattr(schemas, "MAX_DEPARTMENTS_PER_CALL", 3)
+    monkeypatch.setattr(
+        schemas.AllOrgSync._declared_fields["orgInfoList"],
+        "validators",
+        [schemas.validate.Length(max=3)],
+    )
+    orgs = [{"orgCode": str(n), "orgName": f"d{n}", "parentCode": ""} for n in range(4)]
+    body = {"tenantId": TENANT_ID, "orgInfoList": orgs, "testFlag": 0}
+    assert kit(marketplace, "allOrgSync", body) == "000002"

@@ -99,7 +99,7 @@ def test_each_login_rotates_the_session(app, client, joint):
 def test_reused_code_is_rejected_and_reported_clearly(client, joint):
     code = authorization_code(joint, "alice")
     assert client.get(f"/oauth/callback?code={code}&tenant={TENANT_ID}").status_code == 302
-    client.get("/oauth/logout")
+    log_out(client)
     again = client.get(f"/oauth/callback?code={code}&tenant={TENANT_ID}")
     assert again.status_code == 403
     assert "expired or was already used" in again.get_data(as_text=True)
@@ -188,9 +188,22 @@ def test_refresh_refused_ends_the_session(app, client, joint, monkeypatch):
     assert client.get("/oauth/me").status_code == 401
 
 
+def log_out(client):
+    with client.session_transaction() as session:
+        token = session.setdefault("oauth_csrf", "token-for-the-test")
+    return client.post("/oauth/logout", data={"csrf_token": token})
+
+
+def test_logout_needs_the_form_token_and_get_only_asks(client, joint):
+    log_in(client, joint, "alice")
+    assert b"Log out?" in client.get("/oauth/logout").data
+    assert client.post("/oauth/logout").status_code == 400
+    assert client.get("/oauth/me").status_code == 200
+
+
 def test_logout_clears_the_session_and_goes_to_the_identity_domain(client, joint):
     log_in(client, joint, "alice")
-    response = client.post("/oauth/logout")
+    response = log_out(client)
     assert response.status_code == 302
     assert response.headers["Location"] == (
         f"{joint.idp.base_url}/api/v1/logout?redirect_url=http%3A%2F%2Flocalhost%2F"

@@ -14,6 +14,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from app.saas.schemas import Flag, Id
 
 MAX_USERS_PER_CALL = 500
+# A full department sync replaces the tree in one transaction; beyond this the call is refused
+# rather than left to exhaust memory (the documentation sets no number).
+MAX_DEPARTMENTS_PER_CALL = 50_000
 BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?=\s*:)")
 
 
@@ -142,7 +145,9 @@ class SingleOrgSync(KitSchema):
 
 class AllOrgSync(KitSchema):
     tenantId = Id(required=True)
-    orgInfoList = fields.List(fields.Nested(Org), required=True)
+    orgInfoList = fields.List(
+        fields.Nested(Org), required=True, validate=validate.Length(max=MAX_DEPARTMENTS_PER_CALL)
+    )
 
 
 # ------------------------------------------------------------------------------ body quirks

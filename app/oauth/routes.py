@@ -87,7 +87,13 @@ def me():
 # Docs: 联营kit账号登录 › 登出 (zh-cn_topic_0070649145)
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
-    """End the local session, then the identity domain's."""
+    """End the local session, then the identity domain's (GET only asks to confirm)."""
+    if request.method == "GET":
+        # A link or an <img> must not log anyone out: the form below carries a token.
+        return render_template("logout.html")
+    sent = request.form.get("csrf_token", "")
+    if not hmac.compare_digest(sent.encode(), service.csrf_token().encode()):
+        return login_error(service.LoginRefused("The form expired", "Reload the page.", 400))
     tenant = service.end_session()
     home = url_for("demo.index", _external=True)
     if tenant is None or not tenant.domain_name:
@@ -102,3 +108,8 @@ def logout():
 def index():
     """Show who is logged in, or how to log in."""
     return render_template("index.html", login=service.current_login())
+
+
+@bp.app_context_processor
+def oauth_helpers():
+    return {"oauth_csrf_token": service.csrf_token}

@@ -189,6 +189,11 @@ def start_session(user: KitUser, token: dict) -> LoginSession:
     return login_session
 
 
+def csrf_token() -> str:
+    """Return the token the logout form must carry (kept in the browser's session)."""
+    return session.setdefault("oauth_csrf", secrets.token_urlsafe(24))
+
+
 def end_session() -> Tenant | None:
     """Forget the current login; return its tenant (for the identity domain's logout)."""
     session_id = session.pop(SESSION_KEY, None)
