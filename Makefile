@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test demo demo-slow lint format migrate clean
+.PHONY: run test demo demo-slow reliability lint format migrate clean
 
 # Runtime packages only: what the Dockerfile installs too.
 $(VENV)/.runtime: requirements.txt
@@ -39,6 +39,12 @@ demo: $(VENV)/.runtime
 ## make demo-slow: the same with an 8-second provisioner; the calls still answer at once.
 demo-slow: $(VENV)/.runtime
 	$(BIN)/python -m app.marketplace.demo --slow-provisioner
+
+## make reliability: real gunicorn under load, kill -9, database down, replays; one table.
+# RELIABILITY_ARGS="--profile full --database sqlite" picks the profile and the databases.
+RELIABILITY_ARGS ?= --profile short --database both
+reliability: $(VENV)/.runtime
+	$(BIN)/python -m reliability.run $(RELIABILITY_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
