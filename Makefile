@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test demo demo-slow reliability lint format migrate clean
+.PHONY: run test demo demo-slow reliability bench lint format migrate clean
 
 # Runtime packages only: what the Dockerfile installs too.
 $(VENV)/.runtime: requirements.txt
@@ -45,6 +45,11 @@ demo-slow: $(VENV)/.runtime
 RELIABILITY_ARGS ?= --profile short --database both
 reliability: $(VENV)/.runtime
 	$(BIN)/python -m reliability.run $(RELIABILITY_ARGS)
+
+## make bench: throughput, latency and memory of the hot paths as ratios to a baseline.
+BENCH_ARGS ?=
+bench: $(VENV)/.runtime
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .

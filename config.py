@@ -123,6 +123,10 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = database_url(environ.get("DATABASE_URL"))
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.MAX_CONTENT_LENGTH = _integer(environ, "MAX_CONTENT_LENGTH", DEFAULT_MAX_BODY)
+        # Kit sync bodies: 50 000 departments or 500 users with every field run to megabytes.
+        self.KOOGALLERY_KIT_MAX_BODY = _integer(
+            environ, "KOOGALLERY_KIT_MAX_BODY", 16 * DEFAULT_MAX_BODY
+        )
 
         for name in KEY_SETTINGS:
             setattr(self, name, parse_key_ring(environ.get(name)))

@@ -10,6 +10,13 @@ bp = Blueprint("health", __name__)
 
 
 # Docs: none (our own endpoint, not part of the KooGallery protocol)
+@bp.get("/livez")
+def livez():
+    """Answer without touching the database: the process is up (and the benchmark's baseline)."""
+    return jsonify(status="ok")
+
+
+# Docs: none (our own endpoint, not part of the KooGallery protocol)
 @bp.get("/healthz")
 def healthz():
     """Report whether the database answers."""

@@ -405,3 +405,12 @@ def test_a_department_list_over_the_limit_is_refused(app, marketplace, monkeypat
     orgs = [{"orgCode": str(n), "orgName": f"d{n}", "parentCode": ""} for n in range(4)]
     body = {"tenantId": TENANT_ID, "orgInfoList": orgs, "testFlag": 0}
     assert kit(marketplace, "allOrgSync", body) == "000002"
+
+
+def test_a_full_department_sync_may_exceed_the_general_body_limit(app, marketplace, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1024)
+    orgs = [{"orgCode": str(n), "orgName": f"部门{n}", "parentCode": ""} for n in range(100)]
+    body = {"tenantId": TENANT_ID, "orgInfoList": orgs, "testFlag": 0}
+    assert kit(marketplace, "allOrgSync", body) == "000000"
+    monkeypatch.setitem(app.config, "KOOGALLERY_KIT_MAX_BODY", 1024)
+    assert kit(marketplace, "allOrgSync", body) == "000002"

@@ -2,7 +2,7 @@
 the V1 paths /saas/produceAPI/<name> (authToken header). Kit calls are not retried by the
 marketplace: an administrator re-sends them, so every answer says clearly what went wrong."""
 
-from flask import Blueprint, g
+from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 
 from app.auth import require_kit_signature, require_v1_header_token
@@ -20,6 +20,12 @@ INTERFACES = {
     "singleOrgSync": (schemas.SingleOrgSync, None, service.sync_department),
     "allOrgSync": (schemas.AllOrgSync, schemas.normalise_orgs, service.sync_all_departments),
 }
+
+
+@bp.before_request
+def allow_large_syncs():
+    """Let kit bodies be larger than other calls: a full department sync of a big enterprise is."""
+    request.max_content_length = current_app.config["KOOGALLERY_KIT_MAX_BODY"]
 
 
 def handle(interface: str):
