@@ -24,6 +24,7 @@ from app.marketplace.simulator import (
     build_call,
     fresh_id,
     judge,
+    new_order,
     send,
 )
 from app.security import load_private_key
@@ -183,20 +184,16 @@ def send_command(activity, url, protocol, field_values, test, curl, budget, ca_b
 
 def default_fields(protocol: str, activity: str, test: bool) -> dict:
     """Return sensible generated values for what the call needs (ids fresh on every call)."""
-    order = fresh_id("CS")
+    order = new_order()
     flag = (1 if test else 0) if protocol.startswith("kit") else ("1" if test else "0")
     defaults = {
-        "newInstance": {
-            "orderId": order,
-            "orderLineId": f"{order}-000001",
-            "businessId": fresh_id("B"),
-        },
+        "newInstance": {**order, "businessId": fresh_id("B")},
         "getLicense": {
-            "orderId": order,
+            "orderId": order["orderId"],
             "businessId": fresh_id("B"),
             "productId": "00301-000000-0--0",
         },
-        "orderNotify": {"orderId": order, "orderLineId": f"{order}-000001"},
+        "orderNotify": order,
     }
     fields = dict(defaults.get(activity, {}))
     if protocol in ("v1", "license-v1") and activity in ("newInstance", "getLicense"):

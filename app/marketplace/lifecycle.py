@@ -26,6 +26,7 @@ from app.marketplace.simulator import (
     build_call,
     fresh_id,
     judge,
+    new_order,
     now_ms,
     send,
 )
@@ -142,74 +143,44 @@ def expire_in(days: int, zone: timedelta = timedelta(0)) -> str:
 
 
 def saas_v2(r: Runner, **_) -> None:
-    order, line = fresh_id("CS"), None
-    line = f"{order}-000001"
+    order = new_order()
     first = r.step(
         "new purchase",
         "newInstance",
-        {
-            "orderId": order,
-            "orderLineId": line,
-            "businessId": fresh_id("B"),
-            "testFlag": r.test_flag,
-        },
+        {**order, "businessId": fresh_id("B"), "testFlag": r.test_flag},
     )
     r.require(first, "the new purchase")
     instance_id = (first or {}).get("instanceId", "")
     again = r.step(
         "resend with a new businessId",
         "newInstance",
-        {
-            "orderId": order,
-            "orderLineId": line,
-            "businessId": fresh_id("B"),
-            "testFlag": r.test_flag,
-        },
+        {**order, "businessId": fresh_id("B"), "testFlag": r.test_flag},
     )
     r.expect_same(again, first, "instanceId")
     poll_until_ready(r, {"instanceId": instance_id, "testFlag": r.test_flag})
     common = {"instanceId": instance_id, "testFlag": r.test_flag}
     for name, scene in (("renewal", "RENEWAL"), ("trial to formal", "TRIAL_TO_FORMAL")):
-        renewal = fresh_id("CS")
         r.step(
             name,
             "refreshInstance",
-            {
-                **common,
-                "scene": scene,
-                "orderId": renewal,
-                "orderLineId": f"{renewal}-000001",
-                "expireTime": expire_in(730),
-            },
+            {**common, **new_order(), "scene": scene, "expireTime": expire_in(730)},
         )
     r.step("freeze", "updateInstanceStatus", {**common, "status": "FREEZE"})
     r.step("unfreeze", "updateInstanceStatus", {**common, "status": "UNFREEZE"})
-    upgrade = fresh_id("CS")
-    r.step(
-        "upgrade",
-        "upgradeInstance",
-        {**common, "orderId": upgrade, "orderLineId": f"{upgrade}-000001"},
-    )
+    r.step("upgrade", "upgradeInstance", {**common, **new_order()})
     r.step("release", "releaseInstance", common)
     r.step("release again", "releaseInstance", common)
-    late = fresh_id("CS")
     r.step(
         "renewal after release",
         "refreshInstance",
-        {
-            **common,
-            "scene": "RENEWAL",
-            "orderId": late,
-            "orderLineId": f"{late}-000001",
-            "expireTime": expire_in(1095),
-        },
+        {**common, **new_order(), "scene": "RENEWAL", "expireTime": expire_in(1095)},
         expect="000003",
     )
     signed_post_negatives(r, "queryInstance", {"instanceId": instance_id, "testFlag": r.test_flag})
     r.step(
         "missing orderId",
         "newInstance",
-        {"orderLineId": line, "businessId": fresh_id("B")},
+        {"orderLineId": order["orderLineId"], "businessId": fresh_id("B")},
         expect="000002",
     )
 
@@ -391,18 +362,11 @@ def license_v1(r: Runner, **_) -> None:
 def license_post(r: Runner, **_) -> None:
     # 授权码 2.0: the marketplace generated the code; the merchant first hears of it here.
     code = fresh_id("LIC")
-    renewal = fresh_id("CS")
     code_fields = {"license": code, "testFlag": r.test_flag}
     r.step(
         "授权码 renewal (unseen code)",
         "refreshLicenseCode",
-        {
-            **code_fields,
-            "scene": "RENEWAL",
-            "orderId": renewal,
-            "orderLineId": f"{renewal}-000001",
-            "expireTime": expire_in(365),
-        },
+        {**code_fields, **new_order(), "scene": "RENEWAL", "expireTime": expire_in(365)},
     )
     r.step("授权码 freeze", "updateLicenseCodeStatus", {**code_fields, "status": "FREEZE"})
     r.step("授权码 unfreeze", "updateLicenseCodeStatus", {**code_fields, "status": "UNFREEZE"})
@@ -422,8 +386,7 @@ def license_post(r: Runner, **_) -> None:
         expect="000001",
     )
     # Online activation.
-    order = fresh_id("CS")
-    purchase = {"orderId": order, "orderLineId": f"{order}-000001", "testFlag": r.test_flag}
+    purchase = {**new_order(), "testFlag": r.test_flag}
     first = r.step("online new purchase", "newInstance", {**purchase, "businessId": fresh_id("B")})
     r.require(first, "the online new purchase")
     again = r.step("online resend", "newInstance", {**purchase, "businessId": fresh_id("B")})
@@ -439,17 +402,10 @@ def license_post(r: Runner, **_) -> None:
     issued = r.step("device licence", "getLicenseAsync", device)
     resent = r.step("device licence resent", "getLicenseAsync", device)
     r.expect_same(resent, issued, "license")
-    renewal = fresh_id("CS")
     r.step(
         "online renewal",
         "refreshInstance",
-        {
-            **common,
-            "scene": "RENEWAL",
-            "orderId": renewal,
-            "orderLineId": f"{renewal}-000001",
-            "expireTime": expire_in(730),
-        },
+        {**common, **new_order(), "scene": "RENEWAL", "expireTime": expire_in(730)},
     )
     r.step("online freeze", "updateInstanceStatus", {**common, "status": "FREEZE"})
     r.step("online unfreeze", "updateInstanceStatus", {**common, "status": "UNFREEZE"})
@@ -554,8 +510,8 @@ def kit(r: Runner, rsa_public_key=None, **_) -> None:
 
 
 def notify(r: Runner, **_) -> None:
-    order = fresh_id("CS")
-    fields = {"orderId": order, "orderLineId": f"{order}-000001", "testFlag": r.test_flag}
+    order = new_order()
+    fields = {**order, "testFlag": r.test_flag}
     first = r.step("order notification", "orderNotify", fields)
     r.require(first, "the order notification")
     r.step("order notification resent", "orderNotify", fields)
@@ -577,7 +533,7 @@ def notify(r: Runner, **_) -> None:
     r.step(
         "missing orderLineId",
         "orderNotify",
-        {"orderId": order, "testFlag": r.test_flag},
+        {"orderId": order["orderId"], "testFlag": r.test_flag},
         expect="000002",
     )
 

@@ -370,6 +370,12 @@ def credentials_check(call: Call, body: dict, verdict: Verdict, default: str) ->
                 )
 
 
+def new_order() -> dict:
+    """Return a fresh orderId and its order line, shaped as the marketplace's (`<id>-000001`)."""
+    order = fresh_id("CS")
+    return {"orderId": order, "orderLineId": f"{order}-000001"}
+
+
 def fresh_id(prefix: str) -> str:
     """Return an id shaped like the marketplace's, unique enough for repeated runs."""
     return f"{prefix}{datetime.now(UTC).strftime('%y%m%d%H%M%S')}{uuid.uuid4().hex[:6].upper()}"
