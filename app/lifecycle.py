@@ -141,10 +141,14 @@ def load_for_update(instance_id: str, family: str) -> Instance | None:
     return db.session.scalars(query).first()
 
 
-def live_instance(instance_id: str, family: str) -> Instance:
-    """Return an instance the hooks can act on, or refuse the call with the documented code."""
+def live_instance(instance_id: str, family: str, *, released_ok: bool = False) -> Instance:
+    """Return an instance the hooks can act on, or refuse the call with the documented code.
+
+    A released instance counts as unknown (000003), except for a repeated release.
+    """
     instance = load_for_update(instance_id, family)
-    if instance is None or instance.state == InstanceState.RELEASED:
+    released = instance is not None and instance.state == InstanceState.RELEASED
+    if instance is None or (released and not released_ok):
         db.session.rollback()
         raise CallRefused(ResultCode.INSTANCE_NOT_FOUND, "instance_not_found")
     if instance.state == InstanceState.PROVISIONING:

@@ -161,13 +161,7 @@ def set_frozen(instance_id: str, frozen: bool, activity: str, order_id: str | No
 
 def release(instance_id: str, activity: str, order_id=None, order_line_id=None) -> Instance:
     """Release the instance; releasing a released instance succeeds without doing anything."""
-    instance = load_for_update(instance_id, FAMILY)
-    if instance is None:
-        db.session.rollback()
-        raise CallRefused(ResultCode.INSTANCE_NOT_FOUND, "instance_not_found")
-    if instance.state == InstanceState.PROVISIONING:
-        db.session.rollback()
-        raise CallRefused(ResultCode.IN_PROGRESS, "instance_provisioning")
+    instance = live_instance(instance_id, FAMILY, released_ok=True)
     job = None
     if instance.state != InstanceState.RELEASED:
         job = add_job("release", instance, {})
