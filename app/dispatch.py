@@ -20,8 +20,7 @@ def dispatch(handlers: dict, params: dict):
     try:
         return handler(params)
     except ValidationError as error:
-        fields = ",".join(sorted(flatten_field_names(error.messages)))
-        return refuse(ResultCode.INVALID_PARAMETER, f"invalid:{fields}")
+        return refuse_invalid(error)
     except CallRefused as refused:
         return refuse(refused.code, refused.reason)
 
@@ -33,6 +32,12 @@ def refuse(code: ResultCode, reason: str):
     if call is not None:
         call.reason = reason
     return marketplace_answer(code, reason=reason)
+
+
+def refuse_invalid(error: ValidationError):
+    """Answer 000002 naming the fields a schema refused (the call log's `invalid:…` reason)."""
+    fields = ",".join(sorted(flatten_field_names(error.messages)))
+    return refuse(ResultCode.INVALID_PARAMETER, f"invalid:{fields}")
 
 
 def flatten_field_names(messages) -> list[str]:

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 
 from app.auth import require_kit_signature, require_v1_header_token
-from app.dispatch import refuse
+from app.dispatch import refuse, refuse_invalid
 from app.kit import schemas, service
 from app.lifecycle import CallRefused
 from app.results import ResultCode, marketplace_answer
@@ -36,7 +36,7 @@ def handle(interface: str):
         body = normalise(g.params) if normalise else g.params
         data = schema().load(body)
     except ValidationError as error:
-        return refuse(ResultCode.INVALID_PARAMETER, "invalid:" + ",".join(sorted(error.messages)))
+        return refuse_invalid(error)
     try:
         store(data, data.get("testFlag") == "1")
     except CallRefused as refused:

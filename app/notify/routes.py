@@ -4,7 +4,7 @@ from flask import Blueprint, g
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.auth import require_v2_signature
-from app.dispatch import refuse
+from app.dispatch import refuse_invalid
 from app.jobs import add_job, dispatch
 from app.notify import service
 from app.results import ResultCode, marketplace_answer
@@ -31,7 +31,7 @@ def order_notify():
     try:
         data = OrderNotify().load(g.params)
     except ValidationError as error:
-        return refuse(ResultCode.INVALID_PARAMETER, "invalid:" + ",".join(sorted(error.messages)))
+        return refuse_invalid(error)
     notification = service.record_notification(
         data["orderId"], data["orderLineId"], data["testFlag"] == "1"
     )
