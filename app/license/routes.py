@@ -172,10 +172,8 @@ def release_license_code(params: dict):
 def online_new_instance(params: dict):
     """Open an online-activation purchase; query order tells its quantity and period."""
     data = schemas.OnlineNewInstance().load(params)
-    details = fetch_order_line(data["orderId"], data["orderLineId"]) or {}
-    line = details.get("line", {})
-    product = (line.get("productInfo") or [{}])[0]
-    buyer = details.get("buyerInfo") or {}
+    order = fetch_order_line(data["orderId"], data["orderLineId"])
+    line, product, buyer = order.line, order.product, order.buyer
     instance = service.open_instance(
         f"license-v2:{data['orderId']}:{data['orderLineId']}",
         data["businessId"],
@@ -193,7 +191,7 @@ def online_new_instance(params: dict):
         period_number=line.get("periodNumber"),
         expire_time=line.get("expireTime"),
         spec=linear_spec({"linearValue": product.get("linearValue")}) or None,
-        trial=details.get("orderType") == "TRIAL",
+        trial=order.trial,
         test=is_test(data),
     )
     return marketplace_answer(ResultCode.SUCCESS, instanceId=instance.instance_id)

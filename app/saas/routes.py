@@ -6,6 +6,7 @@ function (which commits) and answers through marketplace_answer().
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from flask import Blueprint, current_app, g
 
@@ -230,10 +231,8 @@ def encrypt_v2_credentials() -> bool:
 def v2_new_instance(params: dict):
     """Create (or find) the instance of a V2 order line."""
     data = schemas.V2NewInstance().load(schemas.normalise_nested_new_instance(params))
-    details = fetch_order_line(data["orderId"], data.get("orderLineId"))
-    line = details.get("line", {}) if details else {}
-    product = (line.get("productInfo") or [{}])[0]
-    buyer = (details or {}).get("buyerInfo") or {}
+    order = fetch_order_line(data["orderId"], data.get("orderLineId"))
+    line, product, buyer = order.line, order.product, order.buyer
     purchase = Purchase(
         instance_id=data["businessId"],
         protocol="v2",
@@ -252,30 +251,49 @@ def v2_new_instance(params: dict):
         period_type=data.get("periodType") or line.get("periodType"),
         period_number=data.get("periodNumber") or line.get("periodNumber"),
         expire_time=data.get("expireTime") or line.get("expireTime"),
-        trial=data.get("trialFlag") == "1" or (details or {}).get("orderType") == "TRIAL",
+        trial=data.get("trialFlag") == "1" or order.trial,
         test=is_test(data),
         order_amount=data.get("orderAmount"),
         spec=linear_spec({"linearValue": product.get("linearValue"), **data}),
         extend_params=data["extendParams"],
-        order_details=details,
+        order_details=order.details,
     )
     return answer_instance(service.new_instance(purchase), encrypt=encrypt_v2_credentials())
 
 
-def fetch_order_line(order_id: str, order_line_id: str | None) -> dict | None:
-    """Ask query order what was bought (V2 does not say); None without AK/SK or on failure."""
+@dataclass(frozen=True)
+class OrderLine:
+    """What query order says about one order line; empty without AK/SK or when it failed."""
+
+    details: dict | None = None  # the whole orderInfo
+    line: dict = field(default_factory=dict)
+    product: dict = field(default_factory=dict)  # the line's first productInfo
+    buyer: dict = field(default_factory=dict)
+
+    @property
+    def trial(self) -> bool:
+        return (self.details or {}).get("orderType") == "TRIAL"
+
+
+def fetch_order_line(order_id: str, order_line_id: str | None) -> OrderLine:
+    """Ask query order what was bought (V2 calls do not say)."""
     client = MarketplaceClient.from_config(current_app.config, timeout=IN_CALL_TIMEOUT)
     if client is None:
-        return None
+        return OrderLine()
     try:
         order = client.query_order(order_id, order_line_id)
     except MarketplaceError as error:
         # The purchase can still be provisioned from what the call itself carries.
         log.warning("query order %s failed: %s", order_id, error.code or error)
-        return None
-    lines = order.get("orderLine") or []
-    line = next((x for x in lines if x.get("orderLineId") == order_line_id), lines[:1] or [{}])
-    return {**order, "line": line[0] if isinstance(line, list) else line}
+        return OrderLine()
+    lines = order.get("orderLine") or [{}]
+    line = next((one for one in lines if one.get("orderLineId") == order_line_id), lines[0])
+    return OrderLine(
+        details=order,
+        line=line,
+        product=(line.get("productInfo") or [{}])[0],
+        buyer=order.get("buyerInfo") or {},
+    )
 
 
 # Docs: SaaS类商品接入指南 V2.0(新商品上架) › 查询实例信息 (zh-cn_topic_0070649428)
@@ -328,16 +346,15 @@ def v2_release_instance(params: dict):
 def v2_upgrade_instance(params: dict):
     """Apply a V2 upgrade order; the new specification comes from query order."""
     data = schemas.V2UpgradeInstance().load(params)
-    details = fetch_order_line(data["orderId"], data["orderLineId"])
-    line = details.get("line", {}) if details else {}
-    product = (line.get("productInfo") or [{}])[0]
+    order = fetch_order_line(data["orderId"], data["orderLineId"])
+    product = order.product
     change = Upgrade(
         order_id=data["orderId"],
         order_line_id=data["orderLineId"],
         product_id=product.get("productId"),
         sku_code=product.get("skuCode"),
         spec=linear_spec({"linearValue": product.get("linearValue")}),
-        order_details=details,
+        order_details=order.details,
         test=is_test(data),
     )
     service.upgrade(data["instanceId"], change, "upgradeInstance")
