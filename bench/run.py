@@ -16,109 +16,26 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+from reliability.deployment import Deployment, fresh_keys
+
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 WORKERS = "2"  # WEB_CONCURRENCY in the Dockerfile
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-# ------------------------------------------------------------------------------ the server
-
-
-class Server:
-    """gunicorn and the job worker with production settings on a fresh database."""
-
-    def __init__(self, database_url: str, directory: str):
-        from app.licensing import generate_signing_key_pem
-        from app.security import generate_private_key, private_key_pem
-
-        self.port = free_port()
-        self.keys = {
-            "KOOGALLERY_BASIC_KEY": secrets.token_hex(16),
-            "KOOGALLERY_KIT_KEY": secrets.token_hex(16),
-            "KOOGALLERY_LICENSE_KEY": secrets.token_hex(16),
-            "KOOGALLERY_GENERAL_KEY": secrets.token_hex(16),
-        }
-        self.rsa_pem = private_key_pem(generate_private_key(3072))
-        self.environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("KOOGALLERY_")},
-            **self.keys,
-            "KOOGALLERY_ENV": "production",
-            "SECRET_KEY": secrets.token_hex(32),
-            "KOOGALLERY_RSA_PRIVATE_KEY": self.rsa_pem,
-            "KOOGALLERY_LICENSE_SIGNING_KEY": generate_signing_key_pem(),
-            "DATABASE_URL": database_url,
-            "KOOGALLERY_QUEUE": f"sqlite:///{directory}/queue.db",
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "WEB_CONCURRENCY": WORKERS,
-        }
-        log = open(Path(directory) / "server.log", "w")  # noqa: SIM115 - closed with the process
-        subprocess.run(  # noqa: S603 - our own venv's flask
-            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
-            cwd=ROOT,
-            env=self.environ,
-            check=True,
-            capture_output=True,
-        )
-        self.web = subprocess.Popen(  # noqa: S603
-            [
-                str(BIN / "gunicorn"),
-                "-c",
-                "gunicorn.conf.py",
-                "--access-logfile",
-                "/dev/null",
-                "wsgi:app",
-            ],
-            cwd=ROOT,
-            env=self.environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.worker = subprocess.Popen(  # noqa: S603
-            [str(BIN / "flask"), "--app", "wsgi", "market", "worker"],
-            cwd=ROOT,
-            env=self.environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{self.url}/livez", timeout=1)  # noqa: S310 - loopback
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit("the server did not start; see server.log")
-
-    def worker_peak_rss_mb(self) -> float:
-        """Return the largest peak resident memory of the gunicorn workers (VmHWM), in MB."""
-        children = Path(f"/proc/{self.web.pid}/task/{self.web.pid}/children").read_text().split()
-        peaks = []
-        for pid in children:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks.append(int(line.split()[1]) / 1024)
-        return max(peaks or [0.0])
-
-    def stop(self) -> None:
-        for process in (self.web, self.worker):
-            process.terminate()
-            process.wait(timeout=15)
+def worker_peak_rss_mb(server: Deployment) -> float:
+    """Return the largest peak resident memory of the gunicorn workers (VmHWM), in MB."""
+    peaks = []
+    for pid in server.web_worker_pids():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks or [0.0])
 
 
 # ------------------------------------------------------------------------------ the client
@@ -172,14 +89,14 @@ def run_group(chunks: list[list]) -> list[tuple[float, str]]:
 # ------------------------------------------------------------------------------ the rows
 
 
-def v2(server: Server, path: str, body: dict, key_name="KOOGALLERY_BASIC_KEY"):
+def v2(server: Deployment, path: str, body: dict, key_name="KOOGALLERY_BASIC_KEY"):
     from app.marketplace.simulator import build_call
 
     call = build_call("v2", body.pop("activity"), server.url + path, body, server.keys[key_name])
     return (call.method, call.url, call.headers, call.body)
 
 
-def v1(server: Server, path: str, activity: str, fields: dict):
+def v1(server: Deployment, path: str, activity: str, fields: dict):
     from app.marketplace.simulator import build_call
 
     call = build_call(
@@ -188,7 +105,7 @@ def v1(server: Server, path: str, activity: str, fields: dict):
     return (call.method, call.url, call.headers, call.body)
 
 
-def kit(server: Server, interface: str, body: dict):
+def kit(server: Deployment, interface: str, body: dict):
     from app.marketplace.simulator import build_call
 
     call = build_call(
@@ -197,7 +114,7 @@ def kit(server: Server, interface: str, body: dict):
     return (call.method, call.url, call.headers, call.body)
 
 
-def setup_instances(server: Server, count: int) -> list[str]:
+def setup_instances(server: Deployment, count: int) -> list[str]:
     """Buy `count` instances and wait until they are provisioned; return their ids."""
     ids = [f"bench-{i}-{secrets.token_hex(4)}" for i in range(count)]
     batch = [
@@ -225,7 +142,7 @@ def setup_instances(server: Server, count: int) -> list[str]:
     return ids
 
 
-def rows(server: Server, n: int, clients: int) -> list[tuple[str, dict]]:
+def rows(server: Deployment, n: int, clients: int) -> list[tuple[str, dict]]:
     """Measure every row; return (name, figures)."""
     from app.security import encrypt_field
 
@@ -445,10 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not database:
             raise SystemExit("--postgresql-url (or BENCH_POSTGRESQL_URL) is needed")
-        server = Server(database, directory)
+        server = Deployment(
+            database, Path(directory), fresh_keys(), web_workers=WORKERS, access_log=False
+        )
         try:
+            server.migrate()
+            server.start()
             measured = rows(server, args.requests, args.clients)
-            rss = server.worker_peak_rss_mb()
+            rss = worker_peak_rss_mb(server)
         finally:
             server.stop()
     baseline = measured[0][1]["throughput"]

@@ -48,9 +48,20 @@ def fresh_keys() -> dict[str, str]:
 class Deployment:
     """One web server and one job worker sharing a database and a SQLite task queue."""
 
-    def __init__(self, database_url: str, directory: Path, keys: dict[str, str]):
+    def __init__(
+        self,
+        database_url: str,
+        directory: Path,
+        keys: dict[str, str],
+        *,
+        web_workers: str = WEB_WORKERS,
+        access_log: bool = True,
+    ):
         self.port = free_port()
+        self.keys = keys
         self.log_path = directory / "server.log"
+        # Off for benchmarks: one log line a request would be part of what is measured.
+        self.gunicorn_options = () if access_log else ("--access-logfile", "/dev/null")
         inherited = {
             name: value
             for name, value in os.environ.items()
@@ -63,7 +74,7 @@ class Deployment:
             "DATABASE_URL": database_url,
             "KOOGALLERY_QUEUE": f"sqlite:///{directory}/queue.db",
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "WEB_CONCURRENCY": WEB_WORKERS,
+            "WEB_CONCURRENCY": web_workers,
         }
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
@@ -95,7 +106,9 @@ class Deployment:
 
     def start_web(self) -> None:
         """Start gunicorn and wait until it answers."""
-        self.web = self._spawn(str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app")
+        self.web = self._spawn(
+            str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", *self.gunicorn_options, "wsgi:app"
+        )
         self.wait_until_up()
 
     def wait_until_up(self, seconds: float = 40) -> None:
