@@ -177,7 +177,7 @@ def _require_signed_body(family, protocol, key_setting: KeySetting, verify, read
             call = begin_call(family, protocol)
             raw = request.get_data()
             body = _body_for_log(call, raw)
-            setting = key_setting(body) if callable(key_setting) else key_setting
+            setting = key_setting(body or {}) if callable(key_setting) else key_setting
             keys = key_ring(setting)
             g.answer_key = keys[0] if keys else None
             signature, timestamp, nonce = read_signature()
@@ -188,6 +188,7 @@ def _require_signed_body(family, protocol, key_setting: KeySetting, verify, read
                     timestamp=timestamp,
                     nonce=nonce,
                     body=raw,
+                    parsed=body,
                     now_ms=now_ms(),
                     tolerance_ms=tolerance_ms(),
                 )
@@ -262,12 +263,13 @@ def _first_values(pairs) -> dict[str, str]:
     return params
 
 
-def _body_for_log(call, raw: bytes) -> dict:
-    """Parse the body for the call log and the key choice; verification parses it again."""
+def _body_for_log(call, raw: bytes) -> dict | None:
+    """Parse the body for the call log, the key choice and verification; None if malformed."""
     try:
         body = parse_json_object(raw)
     except SecurityError:
+        # Verification parses it again to refuse it, after the checks that come first.
         call.params = {"malformed_body": f"{len(raw)} bytes"}
-        return {}
+        return None
     note_params(call, body)
     return body

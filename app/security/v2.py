@@ -77,6 +77,7 @@ def verify_v2_signature(
     body: bytes,
     now_ms: int,
     tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+    parsed: dict | None = None,
 ) -> str:
     """Verify a V2 basic-interface `signature` query parameter; return the matching key."""
     return _verify(
@@ -86,6 +87,7 @@ def verify_v2_signature(
         timestamp=timestamp,
         nonce=nonce,
         body=body,
+        parsed=parsed,
         now_ms=now_ms,
         tolerance_ms=tolerance_ms,
         # security.md §4 robustness: also accept a signature over the raw body text.
@@ -102,6 +104,7 @@ def verify_kit_signature(
     body: bytes,
     now_ms: int,
     tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+    parsed: dict | None = None,
 ) -> str:
     """Verify a joint-operation kit `x-sign` header; return the matching key."""
     return _verify(
@@ -111,6 +114,7 @@ def verify_kit_signature(
         timestamp=timestamp,
         nonce=nonce,
         body=body,
+        parsed=parsed,
         now_ms=now_ms,
         tolerance_ms=tolerance_ms,
         # security.md §5: documented kit bodies are unsorted, spaced and even repeat keys, so
@@ -127,11 +131,15 @@ def _verify(
     timestamp: str | None,
     nonce: str | None,
     body: bytes,
+    parsed: dict | None,
     now_ms: int,
     tolerance_ms: int,
     accept_raw_body: bool,
 ) -> str:
-    """Run the checks in the order of Huawei's sample (security.md §4), then try every key."""
+    """Run the checks in the order of Huawei's sample (security.md §4), then try every key.
+
+    `parsed` is `body` already parsed by the caller, so that a large body is parsed only once.
+    """
     if not keys:
         raise SecurityError(Reason.NO_KEY)
     check_timestamp(timestamp, now_ms, tolerance_ms)
@@ -139,7 +147,7 @@ def _verify(
         raise SecurityError(Reason.MISSING_NONCE)
     if signature is None or not signature.strip():
         raise SecurityError(Reason.MISSING_SIGNATURE)
-    payloads = [canonical_payload(parse_json_object(body))]
+    payloads = [canonical_payload(parsed if parsed is not None else parse_json_object(body))]
     if accept_raw_body:
         raw_text = body.decode("utf-8")  # parse_json_object has proven it is valid UTF-8
         if raw_text not in payloads:
