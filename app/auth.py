@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import unquote
 
 from flask import current_app, g, request
 from sqlalchemy import delete
@@ -23,8 +22,8 @@ from app.results import ResultCode, marketplace_answer
 from app.security import (
     Reason,
     SecurityError,
+    decode_v1_query,
     parse_json_object,
-    parse_raw_query,
     verify_kit_signature,
     verify_v1_body,
     verify_v1_query,
@@ -101,8 +100,7 @@ def require_v1_query_token(
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             call = begin_call(family, "v1")
-            pairs = parse_raw_query(request.query_string)
-            note_params(call, _first_values((name, unquote(value)) for name, value in pairs))
+            note_params(call, decode_v1_query(request.query_string))
             keys = key_ring(key_setting)
             g.answer_key = keys[0] if keys else None
             try:
@@ -254,13 +252,6 @@ def purge_expired_nonces(force: bool = False) -> int:
     result = db.session.execute(delete(SeenNonce).where(SeenNonce.expires_at < utcnow()))
     db.session.commit()
     return result.rowcount
-
-
-def _first_values(pairs) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        params.setdefault(name, value)
-    return params
 
 
 def _body_for_log(call, raw: bytes) -> dict | None:

@@ -189,3 +189,12 @@ def test_market_prune_deletes_old_call_log_rows_and_expired_nonces(app, marketpl
     assert output.startswith("deleted 1 call-log rows older than 90 days and 1 expired nonces")
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CallLog)) == 4
+
+
+def test_v1_parameter_names_are_decoded_before_redaction(app, client):
+    # "%50" is "P": the log sees the name verification sees, so the rule for mobilePhone applies.
+    client.get(f"/saas/probe/v1?activity=newInstance&mobile%50hone={ENCRYPTED_PHONE}")
+    with app.app_context():
+        row = db.session.scalars(select(CallLog)).one()
+    assert row.params["mobilePhone"] == REDACTED
+    assert ENCRYPTED_PHONE not in json.dumps(row.params)

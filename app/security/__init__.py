@@ -31,6 +31,7 @@ from app.security.usage import canonical_usage_body, compute_usage_signature
 from app.security.v1 import (
     V1Query,
     compute_v1_token,
+    decode_v1_query,
     kit_v1_string_to_sign,
     parse_raw_query,
     v1_string_to_sign,
@@ -64,6 +65,7 @@ __all__ = [
     "compute_v1_token",
     "compute_v2_inner_digest",
     "compute_v2_signature",
+    "decode_v1_query",
     "decrypt_field",
     "decrypt_oaep",
     "derive_aes_key",

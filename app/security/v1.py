@@ -44,6 +44,11 @@ def parse_raw_query(query: str | bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+def decode_v1_query(query: str | bytes) -> dict[str, str]:
+    """Decode a raw query string as verification first tries it (%XX only; first value wins)."""
+    return _decode_first_wins(parse_raw_query(query), _DECODINGS[0])
+
+
 def v1_string_to_sign(params: Mapping[str, str]) -> str:
     """Build `name=value&…` over all parameters but `authToken`, sorted by name (§1)."""
     signed = sorted(name for name in params if name not in _UNSIGNED_PARAMS)
