@@ -54,13 +54,13 @@ def postgres_cluster() -> tuple[str, str, str]:
     return version, name, os.environ.get("RELIABILITY_PG_PORT", port)
 
 
-def fresh_postgres_database(port: str) -> str:
-    """Recreate the reliability database, owned by the test role; return its URL."""
+def fresh_postgres_database(port: str, database: str = PG_DATABASE) -> str:
+    """Recreate a database owned by the test role; return its URL."""
     password = os.environ.get("RELIABILITY_PG_PASSWORD", "koogallery")
     script = (
         "SET client_min_messages TO warning;\n"
-        f"DROP DATABASE IF EXISTS {PG_DATABASE};\n"
-        f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE};\n"
+        f"DROP DATABASE IF EXISTS {database};\n"
+        f"CREATE DATABASE {database} OWNER {PG_ROLE};\n"
     )
     # The test role cannot create databases: the postgres superuser does, as .ci/run does.
     subprocess.run(  # noqa: S603 - fixed arguments, the port is ours
@@ -69,7 +69,7 @@ def fresh_postgres_database(port: str) -> str:
         text=True,
         check=True,
     )
-    return f"postgresql+psycopg://{PG_ROLE}:{password}@127.0.0.1:{port}/{PG_DATABASE}"
+    return f"postgresql+psycopg://{PG_ROLE}:{password}@127.0.0.1:{port}/{database}"
 
 
 def run_database(name: str, profile: phases.Profile) -> Row:
