@@ -27,11 +27,16 @@ def create_app(overrides: Mapping | None = None, environ: Mapping[str, str] | No
         if filled:
             app.logger.info("development keys loaded for %s", ", ".join(filled))
 
-    from app.extensions import configure_sqlite, db, migrate
+    from app.extensions import db, migrate
+    from app.sqlite import configure_sqlite, sqlite_engine_options
 
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    if sqlite:
+        options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = sqlite_engine_options(options)
     db.init_app(app)
     migrate.init_app(app, db)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+    if sqlite:
         with app.app_context():
             configure_sqlite(db.engine)
 

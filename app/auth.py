@@ -16,7 +16,7 @@ from flask import current_app, g, request
 from sqlalchemy import delete
 
 from app.calllog import begin_call, current_call, note_params
-from app.extensions import commit_if_new, db
+from app.extensions import db, insert_if_new
 from app.models import SeenNonce, utcnow
 from app.results import ResultCode, marketplace_answer
 from app.security import (
@@ -239,8 +239,7 @@ def remember_nonce(scope: str, nonce: str) -> bool:
     # Kept for twice the window: a timestamp up to one window in the future stays acceptable
     # until one window after that.
     expires_at = utcnow() + timedelta(milliseconds=2 * tolerance_ms())
-    db.session.add(SeenNonce(scope=scope, nonce=nonce, expires_at=expires_at))
-    return commit_if_new()
+    return insert_if_new(SeenNonce, scope=scope, nonce=nonce, expires_at=expires_at)
 
 
 def purge_expired_nonces(force: bool = False) -> int:

@@ -2,7 +2,7 @@
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase
 
@@ -26,30 +26,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 
-def configure_sqlite(engine) -> None:
-    """Make SQLite transactions take the write lock at BEGIN, and use its write-ahead log.
-
-    By default pysqlite starts a transaction lazily and upgrades a read lock to a write lock on
-    the first write; two connections doing that at once deadlock, and SQLite answers one of them
-    "database is locked" at once, without waiting. BEGIN IMMEDIATE takes the write lock first, so
-    concurrent requests queue (for the connect timeout) instead of failing. This is the recipe of
-    SQLAlchemy's pysqlite documentation ("Serializable isolation / Savepoints / Transactional DDL").
-    """
-
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, connection_record):
-        # Let SQLAlchemy, not the driver, say when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def commit_if_new() -> bool:
     """Commit the session; roll back and return False if a unique constraint refused a row.
 
@@ -62,3 +38,17 @@ def commit_if_new() -> bool:
         db.session.rollback()
         return False
     return True
+
+
+def insert_if_new(model, **values) -> bool:
+    """INSERT one row and commit; roll back and return False if a unique constraint refused it.
+
+    A plain INSERT of the table rather than an ORM object, for rows written on every call (the
+    nonce guard): the compiled statement is cached and the unit of work skipped.
+    """
+    try:
+        db.session.execute(model.__table__.insert(), values)
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return commit_if_new()

@@ -134,6 +134,11 @@ class Provisioner:
         """Return the appInfo of an existing instance (resends, queryInstance)."""
         raise NotImplementedError
 
+    def describe_many(self, instances: list[Instance]) -> list[AppInfo]:
+        """Describe several instances (queryInstance asks for up to 100), in the same order."""
+        # Override it when describe() needs a query per instance: fetch them all at once.
+        return [self.describe(instance) for instance in instances]
+
     def usage(self, instance: Instance) -> list[Usage] | None:
         """Return usage for queryInstance's usageInfo, or None for products without usage."""
         return None
@@ -190,6 +195,17 @@ class TenantAccountProvisioner(Provisioner):
         account = db.session.scalars(
             db.select(TenantAccount).where(TenantAccount.instance_pk == instance.id)
         ).one()
+        return self._app_info(instance, account)
+
+    def describe_many(self, instances: list[Instance]) -> list[AppInfo]:
+        """Describe instances with one query for all their accounts."""
+        query = db.select(TenantAccount).where(
+            TenantAccount.instance_pk.in_([instance.id for instance in instances])
+        )
+        accounts = {account.instance_pk: account for account in db.session.scalars(query)}
+        return [self._app_info(instance, accounts[instance.id]) for instance in instances]
+
+    def _app_info(self, instance: Instance, account: TenantAccount) -> AppInfo:
         memo = "测试实例：未创建计费资源。" if instance.test else None
         return AppInfo(
             front_end_url=self.config["KOOGALLERY_FRONTEND_URL"],

@@ -70,12 +70,11 @@ def answer_query(ids: list[str], *, encrypt: bool):
     provisioner = get_provisioner()
     encrypt_type = current_app.config["KOOGALLERY_ENCRYPT_TYPE"]
     info = []
-    for instance in result.ready:
+    for instance, app_info in zip(
+        result.ready, provisioner.describe_many(result.ready), strict=True
+    ):
         fields = app_info_fields(
-            provisioner.describe(instance),
-            key=g.verified_key,
-            encrypt=encrypt,
-            encrypt_type=encrypt_type,
+            app_info, key=g.verified_key, encrypt=encrypt, encrypt_type=encrypt_type
         )
         entry = {"instanceId": instance.instance_id, "appInfo": fields["appInfo"]}
         usages = provisioner.usage(instance)

@@ -1,6 +1,7 @@
 """AES-CBC field encryption: credentials out, customer phone/email in (security.md §6)."""
 
 import base64
+import functools
 import hashlib
 import secrets
 import string
@@ -29,6 +30,8 @@ def sha1prng_bytes(seed: str, n: int) -> bytes:
     return bytes(out[:n])
 
 
+# The configured keys are few and each call would derive the same AES key again.
+@functools.lru_cache(maxsize=32)
 def derive_aes_key(key: str, bits: int) -> bytes:
     """Derive the AES key Huawei's Java code draws from a PRNG seeded with the key string."""
     # security.md §6: KeyGenerator.init(bits, SHA1PRNG(key)) — the key's own bytes are NOT used.
