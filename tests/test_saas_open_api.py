@@ -44,6 +44,29 @@ def test_new_instance_is_filled_from_query_order(app, marketplace, open_api, use
         assert "18688888888" not in stored
 
 
+def order_queries(open_api) -> int:
+    return sum(seen.path.endswith("/order/query") for seen in open_api.requests)
+
+
+def test_a_resend_for_a_purchase_already_set_up_skips_query_order(app, marketplace, open_api):
+    assert buy(marketplace, "MOCKPERIODYEARNEW").json["resultCode"] == "000000"
+    assert order_queries(open_api) == 1
+    resent = buy(marketplace, "MOCKPERIODYEARNEW", business_id="b-2").json
+    assert (resent["resultCode"], resent["instanceId"]) == ("000000", "b-1")
+    assert order_queries(open_api) == 1
+
+
+def test_a_resend_that_retries_a_failed_setup_asks_query_order_again(
+    app, marketplace, open_api, use_provisioner
+):
+    use_provisioner("tests.provisioners:FailingOnceProvisioner")
+    assert buy(marketplace, "MOCKPERIODYEARNEW").json["resultCode"] != "000000"
+    resent = buy(marketplace, "MOCKPERIODYEARNEW", business_id="b-2").json
+    assert (resent["resultCode"], resent["instanceId"]) == ("000000", "b-1")
+    # The retried setup gets the order's details again.
+    assert order_queries(open_api) == 2
+
+
 def test_trial_order_marks_the_instance_as_trial(app, marketplace, open_api):
     assert buy(marketplace, "MOCKPERIODDAYTRIAL").json["resultCode"] == "000000"
     with app.app_context():

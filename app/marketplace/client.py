@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -76,6 +77,18 @@ REQUIRED_USAGE_FIELDS = (
 USAGE_FIELDS = (*REQUIRED_USAGE_FIELDS, "relate_pkg_instance")
 
 
+_sessions = threading.local()
+
+
+def shared_session() -> requests.Session:
+    """Return this thread's session, so that calls to the gateway reuse their TLS connection."""
+    # Made lazily, so in each gunicorn worker after the fork; one per thread for the job worker.
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+    return session
+
+
 class MarketplaceError(Exception):
     """An open-API call failed: unreachable, refused by the gateway, or answered with an error."""
 
@@ -137,6 +150,7 @@ class MarketplaceClient:
             usage_key=basic_keys[0] if basic_keys else None,
             ca_bundle=config.get("KOOGALLERY_API_CA_BUNDLE") or None,
             timeout=timeout,
+            session=shared_session(),
         )
 
     # Docs: 查询订单 (zh-cn_topic_0070649350)

@@ -69,6 +69,12 @@ def new_instance(purchase: Purchase) -> Provisioned:
     return Provisioned(instance, get_provisioner().describe(instance))
 
 
+def is_settled(key: str) -> bool:
+    """Tell whether a purchase has an instance that no resend will set up again."""
+    state = db.session.scalar(select(Instance.state).where(Instance.purchase_key == key))
+    return state is not None and state not in (InstanceState.PROVISIONING, InstanceState.FAILED)
+
+
 def claim_purchase(purchase: Purchase, jobs: list) -> tuple[Instance, bool]:
     """Insert the purchase's instance, or find it; when claimed, add its provisioning job."""
     key = purchase_key(
