@@ -10,7 +10,7 @@ at a time. Two things keep that from becoming the bottleneck:
   call (queryInstance) never waits for a writer.
 * Writers queue on a lock file next to the database (`<db>-writer.lock`) before BEGIN
   IMMEDIATE. SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries whatever the
-  holder is doing; our write transactions last well under a millisecond, so under load the
+  holder is doing; our write transactions last about a millisecond, so under load the
   waiters slept longer than the holders worked and the CPU idled while requests queued.
 """
 
