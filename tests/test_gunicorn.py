@@ -16,8 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Instance
-from app.security import canonical_payload, compute_v2_signature
+from app.marketplace.simulator import build_call
+from app.models import Department, Instance
+from app.security import (
+    canonical_payload,
+    compute_v2_signature,
+    generate_private_key,
+    private_key_pem,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -49,6 +55,19 @@ def server_environ(database_url: str, **settings) -> dict:
 @pytest.fixture
 def production_server(app, database_url):
     """Start gunicorn in production mode on a free loopback port; stop it afterwards."""
+    yield from serve(database_url)
+
+
+@pytest.fixture
+def kit_server(app, database_url):
+    """The production server with a kit key (and the RSA key production requires with it)."""
+    rsa_key = private_key_pem(generate_private_key(3072))
+    yield from serve(
+        database_url, KOOGALLERY_KIT_KEY="live-test-kit-key", KOOGALLERY_RSA_PRIVATE_KEY=rsa_key
+    )
+
+
+def serve(database_url: str, **settings):
     port = free_port()
     environ = server_environ(
         database_url,
@@ -56,6 +75,7 @@ def production_server(app, database_url):
         SECRET_KEY="live-test-secret",
         KOOGALLERY_BASIC_KEY="live-test-basic-key",
         GUNICORN_BIND=f"127.0.0.1:{port}",
+        **settings,
     )
     process = subprocess.Popen(
         [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
@@ -113,6 +133,32 @@ def test_concurrent_identical_new_instance_calls_make_one_instance(app, producti
             select(Instance).where(Instance.order_id == "CS-LIVE-CONCURRENT")
         ).all()
         assert [row.state for row in rows] == ["active"]
+
+
+def test_concurrent_whole_tree_syncs_leave_one_whole_tree(app, kit_server):
+    base, process = kit_server
+    get_until_up(f"{base}/healthz", process)
+    tree = [
+        {"orgCode": str(i), "orgName": f"部门{i}", "parentCode": str(i // 10) if i else ""}
+        for i in range(300)
+    ]
+    body = {"tenantId": "tenant-live-tree", "orgInfoList": tree, "testFlag": 0}
+
+    def send(_):
+        call = build_call("kit-v2", "allOrgSync", f"{base}/saas", body, "live-test-kit-key")
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            call.url, data=call.body, headers=call.headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 (loopback)
+            return json.loads(response.read())["resultCode"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(send, range(8)))
+    # A copy that lost the race to a concurrent one may be told to retry; none fails otherwise.
+    assert set(codes) <= {"000000", "000005"} and "000000" in codes
+    with app.app_context():
+        stored = db.session.execute(select(Department.org_code, Department.parent_code)).all()
+    assert sorted(stored) == sorted((org["orgCode"], org["parentCode"] or None) for org in tree)
 
 
 def post_v2(url: str, body: dict, key: str) -> dict:

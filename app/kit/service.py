@@ -6,6 +6,7 @@ it requires the purchased instance to exist (the seller's own test tenant has no
 
 from flask import current_app
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import commit_if_new, db
 from app.lifecycle import CallRefused
@@ -168,16 +169,25 @@ def sync_all_departments(data: dict, test: bool) -> None:
     db.session.execute(delete(Department).where(Department.tenant_pk == tenant.id))
     # A full list may name a department twice: the last entry wins, like duplicate JSON keys.
     orgs = {org["orgCode"]: org for org in data["orgInfoList"]}
-    db.session.add_all(
-        Department(
-            tenant_pk=tenant.id,
-            org_code=code,
-            org_name=org.get("orgName"),
-            parent_code=org.get("parentCode") or None,
-            test=test,
-        )
+    rows = [
+        {
+            "tenant_pk": tenant.id,
+            "org_code": code,
+            "org_name": org.get("orgName"),
+            "parent_code": org.get("parentCode") or None,
+            "test": test,
+        }
         for code, org in orgs.items()
-    )
+    ]
+    # One multi-row INSERT of plain values: 20 000 ORM objects would cost twice the time and
+    # keep their memory in the worker.
+    try:
+        if rows:
+            db.session.execute(Department.__table__.insert(), rows)
+    except IntegrityError:
+        # A concurrent copy inserted its tree between our DELETE and INSERT (PostgreSQL).
+        db.session.rollback()
+        raise CallRefused(ResultCode.INTERNAL_ERROR, "concurrent_sync") from None
     commit_or_refuse()
 
 
