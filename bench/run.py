@@ -246,7 +246,7 @@ class Row:
 
 
 def basic_rows(server: Deployment, n: int, clients: int, run: str) -> list[Row]:
-    """Return the SaaS and License rows the marketplace's production calls go through."""
+    """Return the SaaS rows, against this server alone (no AK/SK: nothing waits for the mock)."""
     from app.security import encrypt_field
 
     ids = setup_instances(server, 120)
