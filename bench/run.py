@@ -41,14 +41,14 @@ APP_ID, CLIENT_ID, CLIENT_SECRET = "bench-app", "bench-client", secrets.token_ur
 LOGIN_USER = "bench-user"
 
 
-def worker_memory_mb(server: Deployment, field: str) -> float:
-    """Return the largest VmRSS (now) or VmHWM (peak) of the gunicorn workers, in MB."""
+def worker_memory_mb(server: Deployment, field: str) -> list[float]:
+    """Return VmRSS (now) or VmHWM (peak) of each gunicorn worker, in MB."""
     values = []
     for pid in server.web_worker_pids():
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):
                 values.append(int(line.split()[1]) / 1024)
-    return max(values or [0.0])
+    return values
 
 
 # ------------------------------------------------------------------------------ the client
@@ -534,8 +534,10 @@ def run_all(server: Deployment, mock, args) -> tuple[dict, list[Row], dict]:
             results[row.name] = measure(row)
             if row.basic:
                 # After the basic rows, before the big kit bodies: memory of a worker at work.
-                memory["steady_rss_mb"] = worker_memory_mb(server, "VmRSS")
-    memory["peak_rss_mb"] = worker_memory_mb(server, "VmHWM")
+                memory["steady_rss_mb_per_worker"] = worker_memory_mb(server, "VmRSS")
+    memory["peak_rss_mb_per_worker"] = worker_memory_mb(server, "VmHWM")
+    for kind in ("steady", "peak"):
+        memory[f"{kind}_rss_mb"] = max(memory.get(f"{kind}_rss_mb_per_worker") or [0.0])
     return results, rows, memory
 
 
@@ -553,8 +555,10 @@ def print_table(args, results: dict, rows: list[Row], memory: dict) -> list[tupl
             f"{figures['throughput']:>8.1f} {figures['throughput'] / base:>7.2f} "
             f"{figures['p50_ms']:>8.1f} {figures['p99_ms']:>8.1f}  {','.join(figures['codes'])}"
         )
-    steady, peak = memory.get("steady_rss_mb", 0.0), memory["peak_rss_mb"]
-    print(f"RSS of a gunicorn worker: {steady:.0f} MB after the basic rows, peak {peak:.0f} MB")
+    for kind, when in (("steady", "after the basic rows"), ("peak", "peak")):
+        figures = ", ".join(f"{mb:.0f}" for mb in memory.get(f"{kind}_rss_mb_per_worker", []))
+        print(f"RSS per gunicorn worker, {when}: {figures or '-'} MB")
+    steady = memory["steady_rss_mb"]
     if args.only:
         return []
     checked = targets(results, rows, steady, args.department_sizes)
