@@ -233,7 +233,9 @@ def v2_new_instance(params: dict):
     line_id = data.get("orderLineId")
     # The marketplace resends in bursts; a resend for a purchase already set up needs nothing
     # from query order, so it skips the round trip to the open API.
-    if line_id and service.is_settled(service.purchase_key("v2", data["orderId"], line_id, None)):
+    if line_id and service.settled_instance(
+        service.purchase_key("v2", data["orderId"], line_id, None)
+    ):
         order = OrderLine()
     else:
         order = fetch_order_line(data["orderId"], line_id)

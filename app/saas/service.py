@@ -57,6 +57,15 @@ def new_instance(purchase: Purchase) -> Provisioned:
     The provisioning job is committed with the instance (the outbox) and handed to the queue;
     with KOOGALLERY_QUEUE=inline it has already run when this returns.
     """
+    key = purchase_key(
+        purchase.protocol, purchase.order_id, purchase.order_line_id, purchase.product_id
+    )
+    # The marketplace resends in bursts. A resend of a purchase already set up changes nothing,
+    # so it is answered from what is stored, without writing (a settled instance never goes back
+    # to provisioning, so reading first cannot miss a setup).
+    settled = settled_instance(key)
+    if settled is not None:
+        return Provisioned(settled, get_provisioner().describe(settled))
     jobs = []
     instance, claimed = claim_purchase(purchase, jobs)
     if claimed:
@@ -69,10 +78,12 @@ def new_instance(purchase: Purchase) -> Provisioned:
     return Provisioned(instance, get_provisioner().describe(instance))
 
 
-def is_settled(key: str) -> bool:
-    """Tell whether a purchase has an instance that no resend will set up again."""
-    state = db.session.scalar(select(Instance.state).where(Instance.purchase_key == key))
-    return state is not None and state not in (InstanceState.PROVISIONING, InstanceState.FAILED)
+def settled_instance(key: str) -> Instance | None:
+    """Return a purchase's instance if no resend will set it up again, else None."""
+    instance = db.session.scalars(select(Instance).where(Instance.purchase_key == key)).first()
+    if instance is None or instance.state in (InstanceState.PROVISIONING, InstanceState.FAILED):
+        return None
+    return instance
 
 
 def claim_purchase(purchase: Purchase, jobs: list) -> tuple[Instance, bool]:
