@@ -239,7 +239,7 @@ def remember_nonce(scope: str, nonce: str) -> bool:
     # Kept for twice the window: a timestamp up to one window in the future stays acceptable
     # until one window after that.
     expires_at = utcnow() + timedelta(milliseconds=2 * tolerance_ms())
-    return insert_if_new(SeenNonce, scope=scope, nonce=nonce, expires_at=expires_at)
+    return insert_if_new(SeenNonce, {"scope": scope, "nonce": nonce, "expires_at": expires_at})
 
 
 def purge_expired_nonces(force: bool = False) -> int:

@@ -40,14 +40,17 @@ def commit_if_new() -> bool:
     return True
 
 
-def insert_if_new(model, **values) -> bool:
-    """INSERT one row and commit; roll back and return False if a unique constraint refused it.
+def insert_if_new(model, rows: dict | list[dict]) -> bool:
+    """INSERT a row or rows and commit; roll back and return False if a unique constraint refuses.
 
-    A plain INSERT of the table rather than an ORM object, for rows written on every call (the
-    nonce guard): the compiled statement is cached and the unit of work skipped.
+    A plain INSERT of the table rather than ORM objects, for rows written on every call (the
+    nonce guard) or by the thousand (a department tree): the compiled statement is cached, the
+    unit of work skipped, and a list goes out as one multi-row INSERT. Whatever the session
+    already holds is committed with it.
     """
     try:
-        db.session.execute(model.__table__.insert(), values)
+        if rows:
+            db.session.execute(model.__table__.insert(), rows)
     except IntegrityError:
         db.session.rollback()
         return False

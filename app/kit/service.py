@@ -6,9 +6,8 @@ it requires the purchased instance to exist (the seller's own test tenant has no
 
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
-from app.extensions import commit_if_new, db
+from app.extensions import commit_if_new, db, insert_if_new
 from app.lifecycle import CallRefused
 from app.models import AppCredential, Department, KitUser, Tenant, utcnow
 from app.results import ResultCode
@@ -180,18 +179,13 @@ def sync_all_departments(data: dict, test: bool) -> None:
         for code, org in orgs.items()
     ]
     # One multi-row INSERT of plain values: 20 000 ORM objects would cost twice the time and
-    # keep their memory in the worker.
-    try:
-        if rows:
-            db.session.execute(Department.__table__.insert(), rows)
-    except IntegrityError:
-        # A concurrent copy inserted its tree between our DELETE and INSERT (PostgreSQL).
-        db.session.rollback()
-        raise CallRefused(ResultCode.INTERNAL_ERROR, "concurrent_sync") from None
-    commit_or_refuse()
+    # keep their memory in the worker. On PostgreSQL a concurrent copy may insert its tree
+    # between our DELETE and this INSERT: refused like a commit that lost the race.
+    commit_or_refuse(Department, rows)
 
 
-def commit_or_refuse() -> None:
-    """Commit; a concurrent copy of the same call that won the race answers 000005 for a retry."""
-    if not commit_if_new():
+def commit_or_refuse(model=None, rows: list[dict] | None = None) -> None:
+    """Commit, inserting `rows` into `model` first if given; 000005 if a concurrent copy won."""
+    committed = insert_if_new(model, rows) if rows else commit_if_new()
+    if not committed:
         raise CallRefused(ResultCode.INTERNAL_ERROR, "concurrent_sync")
