@@ -105,7 +105,8 @@ def configure_sqlite(engine) -> None:
     SQLite answers one of them "database is locked" at once, without waiting. BEGIN IMMEDIATE
     takes the write lock first, so concurrent writers queue instead of failing (SQLAlchemy's
     pysqlite documentation, "Serializable isolation / Savepoints / Transactional DDL"). Here it
-    is issued just before the first write, so that reads never hold the lock.
+    is issued just before the first write, so that reads never hold the lock. The engine must
+    have been made with sqlite_engine_options(), whose connections know how to queue for it.
     """
 
     @event.listens_for(engine, "connect")
@@ -117,18 +118,12 @@ def configure_sqlite(engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def on_begin(connection):
-        if not isinstance(connection.connection.dbapi_connection, QueuedWriterConnection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        # Otherwise the transaction begins at its first write, below.
-
+    # No BEGIN when SQLAlchemy begins a transaction: it begins at its first write, here.
     @event.listens_for(engine, "before_cursor_execute")
     def before_write(connection, cursor, statement, parameters, context, executemany):
         dbapi_connection = connection.connection.dbapi_connection
         if (
-            isinstance(dbapi_connection, QueuedWriterConnection)
-            and not dbapi_connection.in_transaction
+            not dbapi_connection.in_transaction
             and connection.in_transaction()
             and is_write(statement, context)
         ):
