@@ -67,7 +67,7 @@ def new_instance(purchase: Purchase) -> Provisioned:
     if settled is not None:
         return Provisioned(settled, get_provisioner().describe(settled))
     jobs = []
-    instance, claimed = claim_purchase(purchase, jobs)
+    instance, claimed = claim_purchase(purchase, key, jobs)
     if claimed:
         dispatch(jobs[0])
         db.session.refresh(instance)
@@ -86,11 +86,8 @@ def settled_instance(key: str) -> Instance | None:
     return instance
 
 
-def claim_purchase(purchase: Purchase, jobs: list) -> tuple[Instance, bool]:
-    """Insert the purchase's instance, or find it; when claimed, add its provisioning job."""
-    key = purchase_key(
-        purchase.protocol, purchase.order_id, purchase.order_line_id, purchase.product_id
-    )
+def claim_purchase(purchase: Purchase, key: str, jobs: list) -> tuple[Instance, bool]:
+    """Insert the purchase's instance under `key`, or find it; when claimed, add its job."""
 
     def add_provisioning_job(instance: Instance) -> None:
         purchase_for_instance = replace(purchase, instance_id=instance.instance_id)
