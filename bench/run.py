@@ -103,31 +103,24 @@ def run_group(chunks: list[list]) -> list[tuple[float, str]]:
 # ------------------------------------------------------------------------------ signed calls
 
 
-def v2(server: Deployment, path: str, body: dict):
+def signed(server: Deployment, protocol: str, activity: str, path: str, fields: dict, key: str):
+    """Sign a call as the marketplace would; return (method, url, headers, body) for a client."""
     from app.marketplace.simulator import build_call
 
-    call = build_call(
-        "v2", body.pop("activity"), server.url + path, body, server.keys["KOOGALLERY_BASIC_KEY"]
-    )
+    call = build_call(protocol, activity, server.url + path, fields, server.keys[key])
     return (call.method, call.url, call.headers, call.body)
+
+
+def v2(server: Deployment, path: str, body: dict):
+    return signed(server, "v2", body.pop("activity"), path, body, "KOOGALLERY_BASIC_KEY")
 
 
 def v1(server: Deployment, path: str, activity: str, fields: dict):
-    from app.marketplace.simulator import build_call
-
-    call = build_call(
-        "v1", activity, server.url + path, fields, server.keys["KOOGALLERY_BASIC_KEY"]
-    )
-    return (call.method, call.url, call.headers, call.body)
+    return signed(server, "v1", activity, path, fields, "KOOGALLERY_BASIC_KEY")
 
 
 def kit(server: Deployment, interface: str, body: dict):
-    from app.marketplace.simulator import build_call
-
-    call = build_call(
-        "kit-v2", interface, server.url + "/saas", body, server.keys["KOOGALLERY_KIT_KEY"]
-    )
-    return (call.method, call.url, call.headers, call.body)
+    return signed(server, "kit-v2", interface, "/saas", body, "KOOGALLERY_KIT_KEY")
 
 
 def must_succeed(call, expect: str = "000000") -> None:
